@@ -1,0 +1,43 @@
+// Read-only memory-mapped files. Opening maps the whole file (no read), so opening a
+// multi-gigabyte model costs a system call, and pages come in as they are touched.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+namespace edgeq {
+
+class MappedFile {
+  public:
+    MappedFile() = default;
+    // Maps `path` read-only. Throws edgeq::Error naming the path if it cannot be opened.
+    explicit MappedFile(const std::string& path);
+    ~MappedFile();
+
+    MappedFile(MappedFile&& other) noexcept;
+    MappedFile& operator=(MappedFile&& other) noexcept;
+    MappedFile(const MappedFile&) = delete;
+    MappedFile& operator=(const MappedFile&) = delete;
+
+    const uint8_t* data() const { return data_; }
+    size_t size() const { return size_; }
+    std::span<const uint8_t> bytes() const { return {data_, size_}; }
+    const std::string& path() const { return path_; }
+
+    // Hints that [offset, offset + n_bytes) will be read sequentially soon.
+    void advise_sequential(size_t offset, size_t n_bytes) const;
+    // Drops the pages of [offset, offset + n_bytes) from this process's resident memory; the
+    // data stays readable (it is paged in again from the file if touched).
+    void release(size_t offset, size_t n_bytes) const;
+
+  private:
+    void unmap();
+
+    std::string path_;
+    const uint8_t* data_ = nullptr;
+    size_t size_ = 0;
+};
+
+}  // namespace edgeq
