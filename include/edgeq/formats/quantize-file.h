@@ -1,0 +1,60 @@
+// Quantizing a GGUF model file to a mix, streaming tensor by tensor: the input stays mapped,
+// each tensor is converted in slabs of rows and written out before the next is read, so peak
+// memory is a few slabs whatever the model's size.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "edgeq/core/thread-pool.h"
+#include "edgeq/formats/gguf.h"
+#include "edgeq/formats/imatrix.h"
+#include "edgeq/quant/mix.h"
+
+namespace edgeq {
+
+struct QuantizeFileOptions {
+    const QuantMix* mix = nullptr;
+    MixOptions mix_options;
+    const Imatrix* imatrix = nullptr;
+    bool dry_run = false;
+    bool verbose = false;  // a line per tensor on stderr
+};
+
+struct TensorOutcome {
+    std::string name;
+    std::vector<int64_t> shape;
+    GgmlType from;
+    GgmlType to;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    bool used_imatrix;
+};
+
+struct QuantizeReport {
+    std::vector<TensorOutcome> tensors;
+    uint64_t bytes_in = 0;  // tensor data only
+    uint64_t bytes_out = 0;
+    int64_t n_elements = 0;
+    uint64_t file_size_out = 0;  // the whole output file (0 for a dry run)
+    int n_fallbacks = 0;
+    int n_requantized = 0;
+
+    double bits_per_weight() const {
+        return n_elements > 0
+                   ? 8.0 * static_cast<double>(bytes_out) / static_cast<double>(n_elements)
+                   : 0;
+    }
+};
+
+// The facts the mix rules need, from a GGUF file's metadata.
+ModelFacts model_facts(const GgufFile& file);
+
+// Quantizes `input` into a new file at `output_path` (written atomically; with dry_run, nothing
+// is written). Throws an Error if the output is the input file.
+QuantizeReport quantize_file(const GgufFile& input, const std::string& output_path,
+                             const QuantizeFileOptions& options, ThreadPool& pool);
+
+}  // namespace edgeq

@@ -1,0 +1,42 @@
+// edgeq: convert, quantize, measure and run language models for edge hardware.
+#include <cstdio>
+#include <exception>
+#include <new>
+
+#include "commands.h"
+#include "edgeq/core/error.h"
+#include "edgeq/core/progress.h"
+
+int main(int argc, char** argv) {
+    CLI::App app{"edgeq: quantize, inspect and convert language models for edge hardware", "edgeq"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", "edgeq 0.1.0");
+    edgeq::cli::add_inspect(app);
+    edgeq::cli::add_quantize(app);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        edgeq::Progress::clear_line();
+        std::fprintf(stderr, "edgeq: %s\nRun 'edgeq --help' for usage.\n", e.what());
+        return 2;
+    } catch (const edgeq::Error& e) {
+        edgeq::Progress::clear_line();
+        std::fprintf(stderr, "edgeq: error: %s\n", e.what());
+        return 1;
+    } catch (const std::bad_alloc&) {
+        edgeq::Progress::clear_line();
+        std::fprintf(stderr, "edgeq: error: out of memory\n");
+        return 1;
+    } catch (const std::exception& e) {
+        edgeq::Progress::clear_line();
+        std::fprintf(stderr, "edgeq: internal error: %s\n", e.what());
+        return 3;
+    }
+    return 0;
+}
