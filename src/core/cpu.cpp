@@ -1,5 +1,10 @@
 #include "edgeq/core/cpu.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -8,18 +13,41 @@
 namespace edgeq {
 namespace {
 
+#if defined(__x86_64__) || defined(__i386__)
+uint64_t read_xcr0() {
+    uint32_t eax = 0;
+    uint32_t edx = 0;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return (static_cast<uint64_t>(edx) << 32) | eax;
+}
+#endif
+
+// Reads CPUID directly (rather than compiler builtins, whose feature names vary) and checks
+// that the OS saves the AVX and AVX-512 registers (XCR0) before trusting those bits.
 CpuFeatures detect() {
     CpuFeatures f;
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    f.f16c = __builtin_cpu_supports("f16c");
-    f.fma = __builtin_cpu_supports("fma");
-    f.avx2 = __builtin_cpu_supports("avx2");
-    f.avx512f = __builtin_cpu_supports("avx512f");
-    f.avx512bw = __builtin_cpu_supports("avx512bw");
-    f.avx512vl = __builtin_cpu_supports("avx512vl");
-    f.avx512vnni = __builtin_cpu_supports("avx512vnni");
-    f.avx512bf16 = __builtin_cpu_supports("avx512bf16");
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (__get_cpuid(0, &eax, &ebx, &ecx, &edx) == 0) return f;
+    const unsigned max_leaf = eax;
+    __get_cpuid(1, &eax, &ebx, &ecx, &edx);
+    const bool osxsave = (ecx >> 27) & 1;
+    const uint64_t xcr0 = osxsave ? read_xcr0() : 0;
+    const bool avx_state = (xcr0 & 0x6) == 0x6;
+    const bool avx512_state = avx_state && (xcr0 & 0xe0) == 0xe0;
+    const bool avx = avx_state && ((ecx >> 28) & 1);
+    f.fma = avx && ((ecx >> 12) & 1);
+    f.f16c = avx && ((ecx >> 29) & 1);
+    if (max_leaf >= 7) {
+        __cpuid_count(7, 0, eax, ebx, ecx, edx);
+        f.avx2 = avx && ((ebx >> 5) & 1);
+        f.avx512f = avx512_state && ((ebx >> 16) & 1);
+        f.avx512bw = avx512_state && ((ebx >> 30) & 1);
+        f.avx512vl = avx512_state && ((ebx >> 31) & 1);
+        f.avx512vnni = avx512_state && ((ecx >> 11) & 1);
+        __cpuid_count(7, 1, eax, ebx, ecx, edx);
+        f.avx512bf16 = avx512_state && ((eax >> 5) & 1);
+    }
 #endif
     return f;
 }

@@ -48,14 +48,8 @@ GgufValue read_array(ByteReader& in, const std::string& key, int depth) {
     if (element == GgufType::array) {
         std::vector<GgufValue> items;
         items.reserve(count);
-        for (uint64_t i = 0; i < count; ++i) {
-            const GgufType inner = read_type(in, key);
-            if (inner != GgufType::array) {
-                fail("{}: offset {}: key '{}': an array of arrays holds a {}", in.file(),
-                     in.offset(), key, gguf_type_name(inner));
-            }
-            items.push_back(read_array(in, key, depth + 1));
-        }
+        // Each item is an array without its own ARRAY tag: element type, count, elements.
+        for (uint64_t i = 0; i < count; ++i) items.push_back(read_array(in, key, depth + 1));
         return GgufValue::make_array_of_arrays(std::move(items));
     }
     const uint64_t n_bytes = count * min_size;

@@ -143,7 +143,8 @@ QuantizeReport quantize_file(const GgufFile& input, const std::string& output_pa
         report.bytes_out += report.tensors.back().bytes_out;
         report.n_elements += t.n_elements();
         report.n_fallbacks += c.fell_back ? 1 : 0;
-        report.n_requantized += (c.type != t.type && !is_float_type(t.type)) ? 1 : 0;
+        report.n_requantized +=
+            (c.type != t.type && !is_float_type(t.type) && !is_float_type(c.type)) ? 1 : 0;
     }
     if (report.n_requantized > 0) {
         log_warn(

@@ -2,6 +2,8 @@
 // src/quant/fit-kernels.h), on random groups, scales and weights.
 #include "quant/fit-kernels.h"
 
+#include "edgeq/core/cpu.h"
+
 #include <gtest/gtest.h>
 
 #include <vector>
@@ -14,7 +16,7 @@ namespace {
 class FitKernelsTest : public ::testing::TestWithParam<int> {
   protected:
     void SetUp() override {
-        if (fit_kernels_avx2() == nullptr || !__builtin_cpu_supports("avx2")) {
+        if (fit_kernels_avx2() == nullptr || !cpu_features().avx2) {
             GTEST_SKIP() << "no AVX2 on this machine";
         }
     }
