@@ -13,30 +13,10 @@
 #include "edgeq/core/mapped-file.h"
 #include "edgeq/formats/gguf.h"
 #include "edgeq/quant/mix.h"
+#include "inspect.h"
 
 namespace edgeq::cli {
 namespace {
-
-using json = nlohmann::ordered_json;
-
-struct InspectArgs {
-    std::string path;
-    bool json = false;
-    int max_items = 8;
-};
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-    std::string s;
-    for (int64_t d : shape) s += (s.empty() ? "" : " x ") + std::to_string(d);
-    return s;
-}
-
-std::string human_bytes(uint64_t n) {
-    if (n >= (uint64_t{1} << 30)) return fmt::format("{:.2f} GiB", n / 1073741824.0);
-    if (n >= (uint64_t{1} << 20)) return fmt::format("{:.2f} MiB", n / 1048576.0);
-    if (n >= 1024) return fmt::format("{:.2f} KiB", n / 1024.0);
-    return fmt::format("{} B", n);
-}
 
 json value_json(const GgufValue& v, size_t max_items) {
     switch (v.type()) {
@@ -172,12 +152,15 @@ void add_inspect(CLI::App& app) {
     cmd->add_option("--max-items", args->max_items,
                     "Array items shown before summarising (default 8)");
     cmd->callback([args] {
-        if (std::filesystem::is_directory(args->path))
-            fail("{}: Hugging Face directories: not yet", args->path);
+        if (std::filesystem::is_directory(args->path)) return inspect_hf(*args);
         const MappedFile probe(args->path);
         if (probe.size() >= 4 && std::memcmp(probe.data(), "GGUF", 4) == 0)
             return inspect_gguf(*args);
-        fail("{}: not a GGUF file", args->path);
+        // safetensors starts with the header's length, then '{'; anything else is neither format.
+        const bool safetensors_name = args->path.ends_with(".safetensors");
+        if (safetensors_name || (probe.size() >= 9 && probe.data()[8] == '{'))
+            return inspect_safetensors(*args);
+        fail("{}: neither a GGUF nor a safetensors file", args->path);
     });
 }
 
