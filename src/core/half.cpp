@@ -15,7 +15,7 @@ uint16_t fp32_to_fp16(float f) {
     const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000);
     const uint32_t magnitude = u & 0x7fffffff;
     if (magnitude > 0x7f800000) {  // NaN: quiet it, keep the top payload bits
-        return static_cast<uint16_t>(sign | 0x7e00 | (magnitude >> 13));
+        return static_cast<uint16_t>(sign | 0x7e00 | ((magnitude >> 13) & 0x3ff));
     }
     if (magnitude >= 0x477ff000) return sign | 0x7c00;  // rounds to infinity (>= 65520)
     if (magnitude < 0x38800000) {                       // below 2^-14: a half subnormal or zero

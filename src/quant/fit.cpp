@@ -11,6 +11,9 @@ namespace {
 
 constexpr int k_max_refinements = 8;
 constexpr int k_max_candidates = 64;
+// A candidate must beat the best so far by this factor: near-ties go to the first candidate, so
+// equal groups (a constant row) get the same scale whatever the float rounding noise.
+constexpr float k_better = 1 + 1e-6f;
 
 double weighted_sum_sq(const float* x, const float* w, int n) {
     double sum = 0;
@@ -87,7 +90,7 @@ float fit_symmetric(const float* x, const float* w, int n, int qmin, int qmax, c
     float best_sxq = 0;
     float best_sqq = 0;
     for (int c = 0; c < n_cand; ++c) {
-        if (sqq[c] > 0 && sxq[c] * sxq[c] / sqq[c] > best_score) {
+        if (sqq[c] > 0 && sxq[c] * sxq[c] / sqq[c] > best_score * k_better) {
             best_score = sxq[c] * sxq[c] / sqq[c];
             best_iscale = iscale[c];
             best_sxq = sxq[c];
@@ -106,56 +109,6 @@ float fit_symmetric(const float* x, const float* w, int n, int qmin, int qmax, c
         best_iscale = next;
         best_sxq = s_xq;
         best_sqq = s_qq;
-    }
-    return finish_symmetric(x, w, n, qmin, qmax, best_iscale, q, error);
-}
-
-float fit_symmetric_exact(const float* x, const float* w, int n, int qmin, int qmax, int8_t* q,
-                          float* error) {
-    // Sweep the inverse scale u from 0 upwards, for x and for -x (negative scales). An event is
-    // the point where round(x_i * u) steps by one; between events the assignment is fixed.
-    struct Event {
-        float u;
-        int16_t i;
-    };
-    constexpr int k_max_events = 2048;
-    Event events[k_max_events];
-    int8_t cur[256];
-    double best_score = -1;
-    float best_iscale = 0;
-    for (int side = 0; side < 2; ++side) {
-        const float sign = side == 0 ? 1.0f : -1.0f;
-        int n_events = 0;
-        for (int i = 0; i < n; ++i) {
-            const float v = sign * x[i];
-            const int n_steps = v > 0 ? qmax : v < 0 ? -qmin : 0;
-            const float a = std::fabs(v);
-            for (int k = 0; k < n_steps && n_events < k_max_events; ++k) {
-                events[n_events++] = {(static_cast<float>(k) + 0.5f) / a, static_cast<int16_t>(i)};
-            }
-        }
-        std::sort(events, events + n_events,
-                  [](const Event& a, const Event& b) { return a.u < b.u; });
-        for (int i = 0; i < n; ++i) cur[i] = 0;
-        double sxq = 0;
-        double sqq = 0;
-        for (int e = 0; e < n_events; ++e) {
-            const int i = events[e].i;
-            const float v = sign * x[i];
-            const int delta = v > 0 ? 1 : -1;
-            const int old = cur[i];
-            cur[i] = static_cast<int8_t>(old + delta);
-            sxq += static_cast<double>(w[i]) * v * delta;
-            sqq += static_cast<double>(w[i]) * (2 * old * delta + 1);
-            if (e + 1 < n_events && events[e + 1].u == events[e].u) continue;
-            if (sqq > 0 && sxq * sxq / sqq > best_score) {
-                best_score = sxq * sxq / sqq;
-                // A point strictly inside the interval up to the next event.
-                const float u =
-                    e + 1 < n_events ? 0.5f * (events[e].u + events[e + 1].u) : 2 * events[e].u;
-                best_iscale = sign * u;
-            }
-        }
     }
     return finish_symmetric(x, w, n, qmin, qmax, best_iscale, q, error);
 }
@@ -206,6 +159,8 @@ AffineFit fit_affine(const float* x, const float* w, int n, int qmax, bool offse
         return solve_affine(sw, 0, 0, sx, 0, sxx, offset_nonpositive);
     }
     const float fmax = static_cast<float>(qmax);
+    // Errors this close to zero are ties (an exactly representable group): keep the first.
+    const float tie_floor = static_cast<float>(2e-6 * sxx);
     float start[k_max_candidates];
     float iscale[k_max_candidates];
     int n_cand = 0;
@@ -227,7 +182,7 @@ AffineFit fit_affine(const float* x, const float* w, int n, int qmax, bool offse
     float best_iscale = 0;
     for (int c = 0; c < n_cand; ++c) {
         const AffineFit fit = solve_affine(sw, sq[c], sqq[c], sx, sxq[c], sxx, offset_nonpositive);
-        if (c == 0 || fit.error < best.error) {
+        if (c == 0 || fit.error < best.error * (2 - k_better) - tie_floor) {
             best = fit;
             best_start = start[c];
             best_iscale = iscale[c];
@@ -290,7 +245,7 @@ float fit_iq4(const float* x, const float* w, int n, const Grid& grid, uint8_t* 
         float best_sxk = 0;
         float best_skk = 0;
         for (int c = 0; c < n_cand; ++c) {
-            if (skk[c] > 0 && sxk[c] * sxk[c] / skk[c] > best_score) {
+            if (skk[c] > 0 && sxk[c] * sxk[c] / skk[c] > best_score * k_better) {
                 best_score = sxk[c] * sxk[c] / skk[c];
                 best_iscale = iscale[c];
                 best_sxk = sxk[c];

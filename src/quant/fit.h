@@ -26,12 +26,6 @@ struct Grid {
 float fit_symmetric(const float* x, const float* w, int n, int qmin, int qmax, const Grid& grid,
                     int8_t* q, float* error = nullptr);
 
-// Exact version of fit_symmetric for small level counts: visits every assignment that some
-// scale rounds to, so it finds the least-error scale over all scales. Needs
-// n * max(qmax, -qmin) <= 2048.
-float fit_symmetric_exact(const float* x, const float* w, int n, int qmin, int qmax, int8_t* q,
-                          float* error = nullptr);
-
 struct AffineFit {
     float scale;
     float offset;  // value_i = scale * q_i + offset

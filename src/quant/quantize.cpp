@@ -8,11 +8,16 @@
 namespace edgeq {
 namespace {
 
-void check_finite(const float* row, int64_t n, const std::string& what, int64_t row_index) {
+constexpr float k_f16_max = 65504.0f;
+
+// Values must be finite; for F16 and the block formats (whose scales and minimums are F16)
+// they must also lie within F16's range, or the result would hold infinities.
+void check_values(const float* row, int64_t n, float limit, const DType& t, const std::string& what,
+                  int64_t row_index) {
     for (int64_t i = 0; i < n; ++i) {
-        if (!std::isfinite(row[i])) {
-            fail("{}: row {} column {} holds {}, which cannot be quantized", what, row_index, i,
-                 row[i]);
+        if (!std::isfinite(row[i]) || std::fabs(row[i]) > limit) {
+            fail("{}: row {} column {} holds {}, which {} cannot store (|x| must be finite{})",
+                 what, row_index, i, row[i], t.name, limit < INFINITY ? " and at most 65504" : "");
         }
     }
 }
@@ -36,10 +41,11 @@ void quantize_rows(GgmlType type, const float* src, void* dst, int64_t n_rows, i
              n_per_row, t.name, t.block_size);
     }
     const size_t dst_row = row_size(type, n_per_row);
+    const float limit = t.quantized || type == GgmlType::F16 ? k_f16_max : INFINITY;
     auto work = [&](int64_t begin, int64_t end, int) {
         for (int64_t r = begin; r < end; ++r) {
             const float* row = src + r * n_per_row;
-            check_finite(row, n_per_row, what, r);
+            check_values(row, n_per_row, limit, t, what, r);
             t.quantize_row(row, static_cast<uint8_t*>(dst) + static_cast<size_t>(r) * dst_row,
                            n_per_row, importance);
         }

@@ -23,7 +23,9 @@ inline float fp16_to_fp32(uint16_t h) {
     const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
     const uint32_t exponent = (h >> 10) & 0x1f;
     const uint32_t mantissa = h & 0x3ff;
-    if (exponent == 0x1f) return bits_float(sign | 0x7f800000 | (mantissa << 13));  // inf, NaN
+    if (exponent == 0x1f) {  // infinity, or NaN (quieted, as F16C conversion does)
+        return bits_float(sign | 0x7f800000 | (mantissa != 0 ? 0x400000 : 0) | (mantissa << 13));
+    }
     if (exponent != 0) return bits_float(sign | ((exponent + 112) << 23) | (mantissa << 13));
     // Zero or subnormal: mantissa * 2^-24, exact in float.
     const float magnitude = static_cast<float>(mantissa) * bits_float(0x33800000);  // 2^-24

@@ -57,7 +57,9 @@ enum class GgmlType : uint32_t {
 
 // Converts n values (a multiple of the block size) of this type to float.
 using ToFloatFn = void (*)(const void* src, float* dst, int64_t n);
-// Reference quantizer: plain rounding, bit-exact with ggml's reference and with gguf-py.
+// Reference quantizer: for F32/F16/BF16, the legacy types (Q4_0 ... Q8_0) and the ternary types,
+// plain rounding bit-exact with ggml's reference quantizers and with gguf-py; for the k-quants
+// and IQ4, the scale search without importance (quantize_row with null importance).
 using FromFloatRefFn = void (*)(const float* src, void* dst, int64_t n);
 // Best-effort quantizer of one row of n values. `importance` (n non-negative per-column
 // weights, from an imatrix) may be null; the quantizer then minimises the plain squared

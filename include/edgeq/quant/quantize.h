@@ -14,7 +14,8 @@ namespace edgeq {
 // n_rows * row_size(type, n_per_row) bytes to dst. `importance` (n_per_row weights, may be
 // null) applies to every row. Rows are spread over `pool` (null: this thread). Throws an
 // Error if n_per_row is not a multiple of the type's block size, if the type has no
-// quantizer, or if src holds a NaN or infinity (naming `what` and the row).
+// quantizer, or if src holds a NaN, an infinity or, for F16 and the block formats (whose
+// scales are F16), a value beyond F16's range (naming `what`, the row and the column).
 void quantize_rows(GgmlType type, const float* src, void* dst, int64_t n_rows, int64_t n_per_row,
                    const float* importance, ThreadPool* pool, const std::string& what = "tensor");
 
