@@ -38,46 +38,44 @@ bool is_float_type(GgmlType t) {
     return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16;
 }
 
-// Converts and quantizes one tensor slab by slab, handing each slab's bytes to `sink`.
-template <typename Sink>
-void convert_tensor(const GgufTensorInfo& t, const uint8_t* src, GgmlType to,
-                    const std::vector<float>* importance, ThreadPool& pool, Sink&& sink) {
-    const int64_t n_per_row = t.shape[0];
-    const int64_t n_rows = t.n_rows();
+}  // namespace
+
+void stream_quantized(const TensorView& src, GgmlType to, const float* importance, ThreadPool& pool,
+                      const std::function<void(std::span<const uint8_t>)>& sink) {
+    const int64_t n_per_row = src.shape.empty() ? 1 : src.shape[0];
+    const int64_t n_rows = src.n_rows();
     // Expert tensors (3-D) have one importance row per expert.
-    const int64_t rows_per_expert = t.shape.size() >= 3 ? t.shape[1] : n_rows;
-    const size_t src_row = row_size(t.type, n_per_row);
+    const int64_t rows_per_expert =
+        src.shape.size() >= 3 ? src.shape[1] : std::max<int64_t>(1, n_rows);
+    const size_t src_row = row_size(src.type, n_per_row);
     const size_t dst_row = row_size(to, n_per_row);
     const int64_t slab_rows = std::max<int64_t>(
         1, std::min<int64_t>(n_rows, k_slab_values / std::max<int64_t>(1, n_per_row)));
     std::vector<float> floats(static_cast<size_t>(slab_rows * n_per_row));
     std::vector<uint8_t> out(static_cast<size_t>(slab_rows) * dst_row);
+    const std::string name(src.name);
     for (int64_t row = 0; row < n_rows;) {
         // A slab never crosses an expert boundary, so it has one importance row.
         const int64_t expert = row / rows_per_expert;
         const int64_t rows =
             std::min({slab_rows, n_rows - row, (expert + 1) * rows_per_expert - row});
-        const uint8_t* slab_src = src + static_cast<size_t>(row) * src_row;
-        if (t.type == GgmlType::F32) {
-            std::memcpy(floats.data(), slab_src,
-                        static_cast<size_t>(rows * n_per_row) * sizeof(float));
+        const uint8_t* slab = src.data + static_cast<size_t>(row) * src_row;
+        if (src.type == GgmlType::F32) {
+            std::memcpy(floats.data(), slab, static_cast<size_t>(rows * n_per_row) * sizeof(float));
         } else {
             pool.parallel_for(rows, std::max<int64_t>(1, 16384 / n_per_row),
                               [&](int64_t begin, int64_t end, int) {
-                                  to_float(t.type, slab_src + static_cast<size_t>(begin) * src_row,
+                                  to_float(src.type, slab + static_cast<size_t>(begin) * src_row,
                                            floats.data() + begin * n_per_row,
                                            (end - begin) * n_per_row);
                               });
         }
-        const float* imp =
-            importance != nullptr ? importance->data() + expert * n_per_row : nullptr;
-        quantize_rows(to, floats.data(), out.data(), rows, n_per_row, imp, &pool, t.name);
+        const float* imp = importance != nullptr ? importance + expert * n_per_row : nullptr;
+        quantize_rows(to, floats.data(), out.data(), rows, n_per_row, imp, &pool, name);
         sink(std::span<const uint8_t>(out.data(), static_cast<size_t>(rows) * dst_row));
         row += rows;
     }
 }
-
-}  // namespace
 
 ModelFacts model_facts(const GgufFile& file) {
     ModelFacts facts;
@@ -182,8 +180,8 @@ QuantizeReport quantize_file(const GgufFile& input, const std::string& output_pa
         } else {
             const std::vector<float>* imp =
                 outcome.used_imatrix ? options.imatrix->find(t.name) : nullptr;
-            convert_tensor(t, src, outcome.to, imp, pool,
-                           [&](std::span<const uint8_t> bytes) { writer.write(bytes); });
+            stream_quantized(input.view(t), outcome.to, imp != nullptr ? imp->data() : nullptr,
+                             pool, [&](std::span<const uint8_t> bytes) { writer.write(bytes); });
         }
         input.release(t);
         progress.advance(t.n_bytes);

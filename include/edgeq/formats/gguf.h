@@ -65,6 +65,9 @@ class GgufFile {
     const uint8_t* tensor_data(const GgufTensorInfo& tensor) const {
         return bytes_.data() + data_offset_ + tensor.offset;
     }
+    TensorView view(const GgufTensorInfo& tensor) const {
+        return {tensor.name, tensor.type, tensor.shape, tensor_data(tensor), tensor.n_bytes};
+    }
     // Drops a tensor's pages from resident memory once it has been read (mapped files only).
     void release(const GgufTensorInfo& tensor) const;
 

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -51,6 +53,12 @@ struct QuantizeReport {
 
 // The facts the mix rules need, from a GGUF file's metadata.
 ModelFacts model_facts(const GgufFile& file);
+
+// Converts a tensor to `to` slab by slab (a bounded number of rows at a time) and hands each
+// slab's bytes, in order, to `sink`. `importance` holds one row of n_per_row weights per
+// expert (shape[2] of a 3-D tensor), or is null.
+void stream_quantized(const TensorView& src, GgmlType to, const float* importance, ThreadPool& pool,
+                      const std::function<void(std::span<const uint8_t>)>& sink);
 
 // Quantizes `input` into a new file at `output_path` (written atomically; with dry_run, nothing
 // is written). Throws an Error if the output is the input file.
