@@ -15,6 +15,7 @@
 #include "edgeq/core/error.h"
 #include "edgeq/core/half.h"
 #include "edgeq/core/progress.h"
+#include "edgeq/core/temp-files.h"
 #include "edgeq/core/thread-pool.h"
 #include "edgeq/formats/gguf-writer.h"
 #include "edgeq/formats/gguf.h"
@@ -239,6 +240,7 @@ int main(int argc, char** argv) {
     app.add_option("--heads-kv", args.shape.n_head_kv, "Key/value heads (custom)");
     app.add_option("--ctx", args.shape.n_ctx, "Context length (custom)");
     CLI11_PARSE(app, argc, argv);
+    edgeq::install_temp_file_cleanup();
     try {
         run(args);
     } catch (const edgeq::Error& e) {

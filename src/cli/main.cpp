@@ -6,9 +6,11 @@
 #include "commands.h"
 #include "edgeq/core/error.h"
 #include "edgeq/core/progress.h"
+#include "edgeq/core/temp-files.h"
 
 int main(int argc, char** argv) {
     CLI::App app{"edgeq: quantize, inspect and convert language models for edge hardware", "edgeq"};
+    edgeq::install_temp_file_cleanup();
     app.require_subcommand(1);
     app.set_version_flag("--version", "edgeq 0.1.0");
     edgeq::cli::add_inspect(app);

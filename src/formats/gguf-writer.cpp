@@ -12,6 +12,7 @@
 
 #include "edgeq/core/error.h"
 #include "edgeq/core/log.h"
+#include "edgeq/core/temp-files.h"
 
 namespace edgeq {
 namespace {
@@ -36,12 +37,14 @@ GgufWriter::GgufWriter(std::string path, uint32_t alignment)
     if (fd_ < 0)
         fail("{}: cannot create a temporary file beside it: {}", path_, std::strerror(errno));
     temp_path_ = pattern;
+    register_temp_file(temp_path_);
     buffer_.reserve(k_buffer_size);
 }
 
 GgufWriter::~GgufWriter() {
     if (fd_ >= 0) ::close(fd_);
     if (!finished_ && !temp_path_.empty()) ::unlink(temp_path_.c_str());
+    unregister_temp_file(temp_path_);
 }
 
 void GgufWriter::set(const std::string& key, GgufValue value) {

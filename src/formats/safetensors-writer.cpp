@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "edgeq/core/error.h"
+#include "edgeq/core/temp-files.h"
 #include "edgeq/formats/safetensors.h"
 
 namespace edgeq {
@@ -64,11 +65,13 @@ SafetensorsWriter::SafetensorsWriter(std::string path) : path_(std::move(path)) 
                  std::strerror(err));
         }
     }
+    register_temp_file(temp_path_);
     buffer_.reserve(k_buffer_bytes);
 }
 
 SafetensorsWriter::~SafetensorsWriter() {
     if (state_ != State::finished) abandon();
+    unregister_temp_file(temp_path_);
 }
 
 void SafetensorsWriter::abandon() noexcept {

@@ -302,3 +302,24 @@ def test_inspect_json(edgeq, eight_layer_model, tmp_path):
     assert 4.0 < info["bits_per_weight"] < 6.5
     text = edgeq.run("inspect", out).stdout
     assert "llama · 8 layers" in text and "Q4_K_M" in text
+
+
+def test_interrupted_run_leaves_nothing(edgeq_bin, synth_bin, tmp_path):
+    import signal
+    import subprocess
+    import time
+    model = tmp_path / "big.gguf"
+    subprocess.run([str(synth_bin), "-o", str(model), "--preset", "custom", "--layers", "4", "--embd", "1024",
+                    "--ffn", "2816", "--vocab", "32000", "--heads", "16", "--heads-kv", "4"],
+                   check=True, capture_output=True)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    process = subprocess.Popen([str(edgeq_bin), "quantize", str(model), str(out_dir / "q.gguf"), "Q4_K_M", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
+    if process.returncode == 0:
+        pytest.skip("the run finished before the signal")
+    assert process.returncode == -signal.SIGTERM
+    assert list(out_dir.iterdir()) == []

@@ -1,0 +1,19 @@
+// Temporary output files, removed if the process is interrupted.
+//
+// Writers create their output as a temporary file beside the target and rename it when it is
+// complete; they register it here so that SIGINT, SIGTERM or SIGHUP delete it before the
+// process dies, and a killed run leaves nothing half-written.
+#pragma once
+
+#include <string>
+
+namespace edgeq {
+
+// Registers a path to delete on interruption (at most 16 at a time; more are not tracked).
+void register_temp_file(const std::string& path);
+void unregister_temp_file(const std::string& path);
+
+// Installs the handlers that delete registered files and then die of the signal as usual.
+void install_temp_file_cleanup();
+
+}  // namespace edgeq
