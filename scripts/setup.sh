@@ -9,6 +9,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   clang libclang-rt-14-dev            # libFuzzer and the sanitizer runtimes for clang
   nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev
+  libprotobuf-dev protobuf-compiler
   python3 python3-venv
 )
 
