@@ -93,4 +93,12 @@ void MappedFile::release(size_t offset, size_t n_bytes) const {
     if (length > 0) ::madvise(const_cast<uint8_t*>(data_) + begin, length, MADV_DONTNEED);
 }
 
+void release_mapped_range(const void* data, size_t n_bytes) {
+    // Only pages entirely inside the range: a neighbouring tensor may share the edge pages.
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(data);
+    const uintptr_t first = (begin + page_size() - 1) / page_size() * page_size();
+    const uintptr_t last = (begin + n_bytes) / page_size() * page_size();
+    if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 }  // namespace edgeq

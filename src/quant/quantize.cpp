@@ -33,7 +33,8 @@ bool can_dequantize(GgmlType type) {
 }
 
 void quantize_rows(GgmlType type, const float* src, void* dst, int64_t n_rows, int64_t n_per_row,
-                   const float* importance, ThreadPool* pool, const std::string& what) {
+                   const float* importance, ThreadPool* pool, const std::string& what,
+                   int64_t first_row) {
     const DType& t = dtype(type);
     if (t.quantize_row == nullptr) fail("{}: edgeq cannot quantize to {}", what, t.name);
     if (n_per_row <= 0 || n_per_row % t.block_size != 0) {
@@ -45,7 +46,7 @@ void quantize_rows(GgmlType type, const float* src, void* dst, int64_t n_rows, i
     auto work = [&](int64_t begin, int64_t end, int) {
         for (int64_t r = begin; r < end; ++r) {
             const float* row = src + r * n_per_row;
-            check_values(row, n_per_row, limit, t, what, r);
+            check_values(row, n_per_row, limit, t, what, first_row + r);
             t.quantize_row(row, static_cast<uint8_t*>(dst) + static_cast<size_t>(r) * dst_row,
                            n_per_row, importance);
         }

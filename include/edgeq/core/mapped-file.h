@@ -40,4 +40,8 @@ class MappedFile {
     size_t size_ = 0;
 };
 
+// Drops the whole pages inside [data, data + n_bytes) of any read-only file mapping from this
+// process's resident memory (they are paged in again if touched).
+void release_mapped_range(const void* data, size_t n_bytes);
+
 }  // namespace edgeq

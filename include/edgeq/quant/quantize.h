@@ -15,9 +15,11 @@ namespace edgeq {
 // null) applies to every row. Rows are spread over `pool` (null: this thread). Throws an
 // Error if n_per_row is not a multiple of the type's block size, if the type has no
 // quantizer, or if src holds a NaN, an infinity or, for F16 and the block formats (whose
-// scales are F16), a value beyond F16's range (naming `what`, the row and the column).
+// scales are F16), a value beyond F16's range (naming `what`, the row and the column; rows are
+// numbered from `first_row`, the index of src's first row in the whole tensor).
 void quantize_rows(GgmlType type, const float* src, void* dst, int64_t n_rows, int64_t n_per_row,
-                   const float* importance, ThreadPool* pool, const std::string& what = "tensor");
+                   const float* importance, ThreadPool* pool, const std::string& what = "tensor",
+                   int64_t first_row = 0);
 
 // Converts n values of `type` (a multiple of its block size) to float; throws an Error if the
 // type cannot be converted.

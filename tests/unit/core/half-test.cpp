@@ -264,6 +264,32 @@ TEST(Half, Fp32ToFp16RowMatchesScalar) {
     }
 }
 
+TEST(BFloat16, ToFp32RowMatchesScalarBitForBit) {
+    testing::Random random;
+    SCOPED_TRACE(random.trace());
+    std::uniform_int_distribution<uint32_t> code(0, 0xffff);
+    for (int64_t n : row_lengths()) {
+        std::vector<uint16_t> src(static_cast<size_t>(n));
+        for (auto& b : src) b = static_cast<uint16_t>(code(random.engine()));
+        std::vector<float> dst(static_cast<size_t>(n) + 9, 1234.5f);
+        bf16_to_fp32_row(src.data(), dst.data(), n);
+        for (int64_t i = 0; i < n; ++i) {
+            ASSERT_EQ(float_bits(dst[static_cast<size_t>(i)]),
+                      float_bits(bf16_to_fp32(src[static_cast<size_t>(i)])))
+                << "n " << n << " i " << i << " code 0x" << std::hex << src[static_cast<size_t>(i)];
+        }
+        for (size_t i = static_cast<size_t>(n); i < dst.size(); ++i) ASSERT_EQ(dst[i], 1234.5f);
+    }
+    std::vector<uint16_t> all(65536);
+    for (uint32_t c = 0; c <= 0xffff; ++c) all[c] = static_cast<uint16_t>(c);
+    std::vector<float> out(all.size());
+    bf16_to_fp32_row(all.data(), out.data(), static_cast<int64_t>(all.size()));
+    for (uint32_t c = 0; c <= 0xffff; ++c) {
+        ASSERT_EQ(float_bits(out[c]), float_bits(bf16_to_fp32(static_cast<uint16_t>(c))))
+            << "code " << c;
+    }
+}
+
 TEST(BFloat16, ToFp32EveryCode) {
     for (uint32_t c = 0; c <= 0xffff; ++c) {
         const auto b = static_cast<uint16_t>(c);
