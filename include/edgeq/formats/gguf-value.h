@@ -13,6 +13,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace edgeq {
@@ -107,5 +108,8 @@ GgufValue GgufValue::make_numeric_array(GgufType element_type, std::span<const T
     if (!bytes.empty()) std::memcpy(bytes.data(), items.data(), bytes.size());
     return make_array(element_type, std::move(bytes));
 }
+
+// Metadata: key-value pairs in file order.
+using GgufMetadata = std::vector<std::pair<std::string, GgufValue>>;
 
 }  // namespace edgeq

@@ -37,8 +37,6 @@ struct GgufTensorInfo {
     int64_t n_rows() const { return shape.empty() || shape[0] == 0 ? 0 : n_elements() / shape[0]; }
 };
 
-using GgufMetadata = std::vector<std::pair<std::string, GgufValue>>;
-
 class GgufFile {
   public:
     // Maps and parses `path`.
