@@ -71,23 +71,49 @@ void stream_quantized(const TensorView& src, GgmlType to, const float* importanc
                               });
         }
         const float* imp = importance != nullptr ? importance + expert * n_per_row : nullptr;
-        quantize_rows(to, floats.data(), out.data(), rows, n_per_row, imp, &pool, name);
+        quantize_rows(to, floats.data(), out.data(), rows, n_per_row, imp, &pool, name, row);
         sink(std::span<const uint8_t>(out.data(), static_cast<size_t>(rows) * dst_row));
         row += rows;
     }
 }
 
-ModelFacts model_facts(const GgufFile& file) {
+ModelFacts model_facts(const GgufMetadata& metadata) {
+    auto find = [&](const std::string& key) -> const GgufValue* {
+        for (const auto& [k, v] : metadata) {
+            if (k == key) return &v;
+        }
+        return nullptr;
+    };
     ModelFacts facts;
-    facts.architecture = file.get_string("general.architecture").value_or("");
+    if (const GgufValue* arch = find("general.architecture");
+        arch != nullptr && arch->type() == GgufType::string) {
+        facts.architecture = arch->to_string();
+    }
     const std::string& a = facts.architecture;
-    if (const GgufValue* v = file.find(a + ".block_count")) facts.n_layer = first_int(*v);
-    if (const GgufValue* v = file.find(a + ".attention.head_count")) facts.n_head = first_int(*v);
+    if (const GgufValue* v = find(a + ".block_count")) facts.n_layer = first_int(*v);
+    if (const GgufValue* v = find(a + ".attention.head_count")) facts.n_head = first_int(*v);
     facts.n_head_kv = facts.n_head;
-    if (const GgufValue* v = file.find(a + ".attention.head_count_kv"))
-        facts.n_head_kv = first_int(*v);
-    if (const GgufValue* v = file.find(a + ".expert_count")) facts.n_expert = first_int(*v);
+    if (const GgufValue* v = find(a + ".attention.head_count_kv")) facts.n_head_kv = first_int(*v);
+    if (const GgufValue* v = find(a + ".expert_count")) facts.n_expert = first_int(*v);
     return facts;
+}
+
+ModelFacts model_facts(const GgufFile& file) {
+    return model_facts(file.metadata());
+}
+
+const float* importance_for(const Imatrix* imatrix, const std::string& name,
+                            const std::vector<int64_t>& shape) {
+    if (imatrix == nullptr || shape.empty()) return nullptr;
+    const std::vector<float>* entry = imatrix->find(name);
+    if (entry == nullptr) return nullptr;
+    const int64_t experts = shape.size() >= 3 ? shape[2] : 1;
+    if (static_cast<int64_t>(entry->size()) != shape[0] * experts) {
+        if (name == "token_embd.weight") return nullptr;
+        fail("imatrix entry for '{}' has {} values, the tensor needs {}", name, entry->size(),
+             shape[0] * experts);
+    }
+    return entry->data();
 }
 
 QuantizeReport quantize_file(const GgufFile& input, const std::string& output_path,
@@ -111,19 +137,9 @@ QuantizeReport quantize_file(const GgufFile& input, const std::string& output_pa
         const TensorChoice& c = choices[i];
         const uint64_t out_bytes =
             static_cast<uint64_t>(t.n_rows()) * row_size(c.type, t.shape.empty() ? 1 : t.shape[0]);
-        const std::vector<float>* imp = nullptr;
-        if (options.imatrix != nullptr && c.type != t.type && c.quantizable) {
-            imp = options.imatrix->find(t.name);
-            const int64_t experts = t.shape.size() >= 3 ? t.shape[2] : 1;
-            if (imp != nullptr && static_cast<int64_t>(imp->size()) != t.shape[0] * experts) {
-                // llama.cpp tolerates a mismatched token embedding entry and ignores it.
-                if (t.name != "token_embd.weight") {
-                    fail("imatrix entry for '{}' has {} values, the tensor needs {}", t.name,
-                         imp->size(), t.shape[0] * experts);
-                }
-                imp = nullptr;
-            }
-        }
+        const float* imp = c.type != t.type && c.quantizable
+                               ? importance_for(options.imatrix, t.name, t.shape)
+                               : nullptr;
         if (c.needs_imatrix && imp == nullptr) {
             fail("tensor '{}': {} in a {} file needs an importance matrix (--imatrix)", t.name,
                  dtype(c.type).name, mix.name);
@@ -178,10 +194,10 @@ QuantizeReport quantize_file(const GgufFile& input, const std::string& output_pa
                 writer.write(std::span<const uint8_t>(src + done, n));
             }
         } else {
-            const std::vector<float>* imp =
-                outcome.used_imatrix ? options.imatrix->find(t.name) : nullptr;
-            stream_quantized(input.view(t), outcome.to, imp != nullptr ? imp->data() : nullptr,
-                             pool, [&](std::span<const uint8_t> bytes) { writer.write(bytes); });
+            const float* imp =
+                outcome.used_imatrix ? importance_for(options.imatrix, t.name, t.shape) : nullptr;
+            stream_quantized(input.view(t), outcome.to, imp, pool,
+                             [&](std::span<const uint8_t> bytes) { writer.write(bytes); });
         }
         input.release(t);
         progress.advance(t.n_bytes);

@@ -53,6 +53,13 @@ struct QuantizeReport {
 
 // The facts the mix rules need, from a GGUF file's metadata.
 ModelFacts model_facts(const GgufFile& file);
+ModelFacts model_facts(const GgufMetadata& metadata);
+
+// The importance rows an imatrix holds for a tensor (one row of shape[0] values per expert), or
+// null if it has none. An entry whose size does not fit the tensor is an Error, except for the
+// token embedding (llama.cpp's imatrix tool may record it with another size), which is ignored.
+const float* importance_for(const Imatrix* imatrix, const std::string& name,
+                            const std::vector<int64_t>& shape);
 
 // Converts a tensor to `to` slab by slab (a bounded number of rows at a time) and hands each
 // slab's bytes, in order, to `sink`. `importance` holds one row of n_per_row weights per
