@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job, for now: make a Llama-shaped model with random weights (167 M parameters, the
+# The main job, for now: convert the bundled Gemma 3 test checkpoint to GGUF (F16, and
+# Q8_0 in one pass), make a Llama-shaped model with random weights (167 M parameters, the
 # Llama tokenizer when ../shared/data is present), look inside it, quantize it to Q4_K_M and
 # look at the result. Expects scripts/setup.sh to have run. Files go to out/demo/.
 set -euo pipefail
@@ -9,6 +10,11 @@ mkdir -p "$OUT"
 VOCAB=${EDGEQ_SHARED_DATA:-$(cd .. && pwd)/shared/data}/vocab/ggml-vocab-llama-spm.gguf
 vocab_args=()
 [ -f "$VOCAB" ] && vocab_args=(--vocab-from "$VOCAB")
+
+build/edgeq convert tests/fixtures/hf/gemma3 -o "$OUT/gemma3-fixture-f16.gguf"
+build/edgeq convert tests/fixtures/hf/gemma3 -o "$OUT/gemma3-fixture-q8_0.gguf" --type q8_0
+build/edgeq inspect "$OUT/gemma3-fixture-q8_0.gguf" | sed -n '1,3p'
+echo
 
 if [ ! -f "$OUT/model-f16.gguf" ]; then
   build/edgeq-synth -o "$OUT/model-f16.gguf" --preset custom --layers 8 --embd 1024 --ffn 2816 \

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", "edgeq 0.1.0");
     edgeq::cli::add_inspect(app);
     edgeq::cli::add_quantize(app);
+    edgeq::cli::add_convert(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
