@@ -6,11 +6,12 @@
 
 namespace edgeq::quant {
 
+// n may be 0 with null pointers (an empty tensor); memcpy must not see those.
 void dequantize_row_f32(const void* src, float* dst, int64_t n) {
-    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+    if (n > 0) std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
 }
 void quantize_row_f32_ref(const float* src, void* dst, int64_t n) {
-    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+    if (n > 0) std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
 }
 void quantize_row_f32(const float* src, void* dst, int64_t n, const float*) {
     quantize_row_f32_ref(src, dst, n);
