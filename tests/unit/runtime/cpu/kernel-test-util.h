@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -68,6 +69,22 @@ inline std::vector<double> activation_values(GgmlType act, const uint8_t* a, int
             v[static_cast<size_t>(j)] = static_cast<double>(b[j / 256].d) * b[j / 256].qs[j % 256];
     }
     return v;
+}
+
+// The scale of the float rounding in a dot product of w (dequantized weights, blocks of
+// `block`) with a: sum of (|w_j| + max |w| of j's block) |a_j|. Kernels sum quants with their
+// offsets or minimums and take those off afterwards (Q4_0's q - 8, Q4_K's minimums, TQ2_0's
+// q - 1), so their roundings scale with the block's range, not only with |w_j|.
+inline double rounding_scale(const std::vector<float>& w, const double* a, int64_t block) {
+    double sum = 0;
+    for (size_t b = 0; b < w.size(); b += static_cast<size_t>(block)) {
+        double amax = 0;
+        for (size_t j = b; j < b + static_cast<size_t>(block); ++j)
+            amax = std::max(amax, std::fabs(double{w[j]}));
+        for (size_t j = b; j < b + static_cast<size_t>(block); ++j)
+            sum += (std::fabs(double{w[j]}) + amax) * std::fabs(a[j]);
+    }
+    return sum;
 }
 
 }  // namespace edgeq::kernel_test

@@ -68,13 +68,14 @@ TEST_P(MatmulTest, MatchesNaiveLoopOnOddShapes) {
                             const std::vector<float> row(wf.begin() + r * k,
                                                          wf.begin() + (r + 1) * k);
                             double want = 0;
-                            double magnitude = 0;
+                            std::vector<double> xi(static_cast<size_t>(k));
                             for (int64_t j = 0; j < k; ++j) {
+                                xi[static_cast<size_t>(j)] = x[static_cast<size_t>(i * k + j)];
                                 want += double{row[static_cast<size_t>(j)]} *
-                                        x[static_cast<size_t>(i * k + j)];
-                                magnitude += std::fabs(double{row[static_cast<size_t>(j)]} *
-                                                       x[static_cast<size_t>(i * k + j)]);
+                                        xi[static_cast<size_t>(j)];
                             }
+                            const double magnitude =
+                                kernel_test::rounding_scale(row, xi.data(), bs);
                             const double tol =
                                 activation_error_bound(row, x.data() + i * k, k, act) +
                                 4 * (static_cast<double>(k / bs) + 16) * FLT_EPSILON * magnitude *

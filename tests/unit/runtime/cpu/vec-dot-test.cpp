@@ -68,11 +68,9 @@ TEST_P(VecDotTest, ScalarMatchesFloat64DotOfDequantizedValues) {
             to_float(type, c.w.data(), w.data(), n);
             const std::vector<double> a = activation_values(activation_type(type), c.a.data(), n);
             double expected = 0;
-            double magnitude = 0;
-            for (size_t j = 0; j < w.size(); ++j) {
-                expected += w[j] * a[j];
-                magnitude += std::fabs(w[j] * a[j]);
-            }
+            for (size_t j = 0; j < w.size(); ++j) expected += w[j] * a[j];
+            const double magnitude =
+                kernel_test::rounding_scale(w, a.data(), dtype(type).block_size);
             float got = NAN;
             dot(n, &got, c.w.data(), c.a.data());
             // Float rounding of the block products and of their sum: a few ulps per block.
@@ -98,8 +96,8 @@ TEST_P(VecDotTest, EverySimdVariantMatchesScalar) {
                 to_float(type, c.w.data(), w.data(), n);
                 const std::vector<double> a =
                     activation_values(activation_type(type), c.a.data(), n);
-                double magnitude = 0;
-                for (size_t j = 0; j < w.size(); ++j) magnitude += std::fabs(w[j] * a[j]);
+                const double magnitude =
+                    kernel_test::rounding_scale(w, a.data(), dtype(type).block_size);
                 float want = NAN;
                 float got = NAN;
                 scalar(n, &want, c.w.data(), c.a.data());
