@@ -1,44 +1,186 @@
-// The matmul driver. For now the reference path: each weight row converted to floats and
-// dotted with each activation row in float; the kernels of edgeq/runtime/cpu/matmul.h
-// replace it type by type.
+// The matmul driver: activations quantized once, then output rows spread over the pool.
+// Generation (m == 1) streams each weight row once; prompt processing (m > 1) takes a chunk of
+// weight rows that stays in cache and runs it against groups of k_max_acts activation rows,
+// so that each weight block is decoded once per group.
 #include "edgeq/runtime/cpu/matmul.h"
 
+#include <algorithm>
+#include <cstring>
+
+#include "../../quant/blocks.h"
 #include "edgeq/core/error.h"
 #include "edgeq/quant/dtype.h"
-#include "edgeq/quant/quantize.h"
+#include "vec-dot.h"
 
 namespace edgeq::cpu {
+namespace {
 
-GgmlType activation_type(GgmlType weight) {
-    return weight == GgmlType::F32 ? GgmlType::F32 : GgmlType::F32;
-}
-
-void quantize_activations(GgmlType act, const float* x, void* dst, int64_t n) {
-    quantize_rows(act, x, dst, 1, n, nullptr, nullptr, "activations");
-}
-
-VecDotFn vec_dot(GgmlType, Isa) {
+const KernelTable* table_of(Isa isa) {
+    switch (isa) {
+        case Isa::scalar:
+            return &scalar_kernels();
+        case Isa::avx2:
+            return avx2_kernels();
+        case Isa::avx512:
+            return avx512_kernels();
+    }
     return nullptr;
 }
 
+// The entry for `isa`, else the nearest ISA below it that has one.
+template <typename Fn>
+Fn pick(Isa isa, Fn KernelTable::*field) {
+    for (int i = static_cast<int>(isa); i >= 0; --i) {
+        const KernelTable* t = table_of(static_cast<Isa>(i));
+        if (t != nullptr && t->*field != nullptr) return t->*field;
+    }
+    return nullptr;
+}
+
+template <typename Fn>
+Fn pick_type(Isa isa, std::array<Fn, k_n_types> KernelTable::*field, GgmlType type) {
+    if (type_index(type) >= k_n_types) return nullptr;
+    for (int i = static_cast<int>(isa); i >= 0; --i) {
+        const KernelTable* t = table_of(static_cast<Isa>(i));
+        if (t != nullptr && (t->*field)[type_index(type)] != nullptr)
+            return (t->*field)[type_index(type)];
+    }
+    return nullptr;
+}
+
+bool isa_available(Isa isa) {
+    const CpuFeatures& f = cpu_features();
+    const bool avx2 = f.avx2 && f.fma && f.f16c;
+    return isa == Isa::scalar || (isa == Isa::avx2 && avx2) ||
+           (isa == Isa::avx512 && avx2 && f.avx512f && f.avx512bw && f.avx512vl);
+}
+
+void quantize_with(Isa isa, GgmlType act, const float* x, void* dst, int64_t n) {
+    switch (act) {
+        case GgmlType::F32:
+            std::memcpy(dst, x, static_cast<size_t>(n) * sizeof(float));
+            return;
+        case GgmlType::Q8_0:
+            if (n % 32 != 0) fail("quantize_activations: {} values are not whole blocks of 32", n);
+            pick(isa, &KernelTable::quantize_q8)(x, dst, n);
+            return;
+        case GgmlType::Q8_K:
+            if (n % quant::k_qk_k != 0)
+                fail("quantize_activations: {} values are not whole blocks of 256", n);
+            pick(isa, &KernelTable::quantize_q8_k)(x, dst, n);
+            return;
+        default:
+            fail("quantize_activations: {} is not an activation type", dtype(act).name);
+    }
+}
+
+}  // namespace
+
+GgmlType activation_type(GgmlType weight) {
+    switch (weight) {
+        case GgmlType::F32:
+        case GgmlType::F16:
+        case GgmlType::BF16:
+            return GgmlType::F32;
+        case GgmlType::Q4_0:
+        case GgmlType::Q4_1:
+        case GgmlType::Q5_0:
+        case GgmlType::Q5_1:
+        case GgmlType::Q8_0:
+        case GgmlType::IQ4_NL:
+            return GgmlType::Q8_0;
+        case GgmlType::Q2_K:
+        case GgmlType::Q3_K:
+        case GgmlType::Q4_K:
+        case GgmlType::Q5_K:
+        case GgmlType::Q6_K:
+        case GgmlType::IQ4_XS:
+        case GgmlType::TQ1_0:
+        case GgmlType::TQ2_0:
+            return GgmlType::Q8_K;
+        default:
+            fail("matmul: no kernel for {} weights", dtype(weight).name);
+    }
+}
+
+size_t activation_row_size(GgmlType act, int64_t n) {
+    switch (act) {
+        case GgmlType::F32:
+            return static_cast<size_t>(n) * sizeof(float);
+        case GgmlType::Q8_0:
+            return static_cast<size_t>(n / 32) * sizeof(ActBlockQ8);
+        case GgmlType::Q8_K:
+            return static_cast<size_t>(n / quant::k_qk_k) * sizeof(quant::BlockQ8_K);
+        default:
+            fail("matmul: {} is not an activation type", dtype(act).name);
+    }
+}
+
+void quantize_activations(GgmlType act, const float* x, void* dst, int64_t n) {
+    quantize_with(active_isa(), act, x, dst, n);
+}
+
+VecDotFn vec_dot(GgmlType weight, Isa isa) {
+    if (!isa_available(isa)) return nullptr;
+    return pick_type(isa, &KernelTable::dot, weight);
+}
+
 void matmul(GgmlType type, const void* w, int64_t n_out, int64_t k, const float* x, int64_t m,
-            float* y, ThreadPool& pool, MatmulScratch&) {
+            float* y, ThreadPool& pool, MatmulScratch& scratch) {
+    matmul(type, w, n_out, k, x, m, y, pool, scratch, active_isa());
+}
+
+void matmul(GgmlType type, const void* w, int64_t n_out, int64_t k, const float* x, int64_t m,
+            float* y, ThreadPool& pool, MatmulScratch& scratch, Isa isa) {
     const DType& t = dtype(type);
-    if (t.to_float == nullptr) fail("matmul: no kernel for {} weights", t.name);
-    if (k % t.block_size != 0) fail("matmul: rows of {} values are not whole {} blocks", k, t.name);
+    if (!isa_available(isa)) fail("matmul: this CPU does not support {}", isa_name(isa));
+    const MultiDotFn dot = pick_type(isa, &KernelTable::multi_dot, type);
+    if (dot == nullptr) fail("matmul: no kernel for {} weights", t.name);
+    if (k <= 0 || k % t.block_size != 0)
+        fail("matmul: rows of {} values are not whole {} blocks", k, t.name);
+    if (n_out <= 0 || m <= 0) return;
+
+    // Activations, quantized once (F32 ones are used in place).
+    const GgmlType act = activation_type(type);
+    const size_t a_row = activation_row_size(act, k);
+    const uint8_t* a = reinterpret_cast<const uint8_t*>(x);
+    if (act != GgmlType::F32) {
+        const size_t bytes = a_row * static_cast<size_t>(m);
+        if (scratch.activations.size() < bytes) scratch.activations.resize(bytes);
+        uint8_t* dst = scratch.activations.data();
+        if (m * k < (1 << 16)) {
+            for (int64_t i = 0; i < m; ++i) quantize_with(isa, act, x + i * k, dst + i * a_row, k);
+        } else {
+            pool.parallel_for(m, std::max<int64_t>(1, (1 << 14) / k),
+                              [&](int64_t b, int64_t e, int) {
+                                  for (int64_t i = b; i < e; ++i)
+                                      quantize_with(isa, act, x + i * k, dst + i * a_row, k);
+                              });
+        }
+        a = dst;
+    }
+
+    const auto* wb = static_cast<const uint8_t*>(w);
     const size_t w_row = row_size(type, k);
-    pool.parallel_for(n_out, 16, [&](int64_t begin, int64_t end, int) {
-        std::vector<float> row(static_cast<size_t>(k));
-        for (int64_t r = begin; r < end; ++r) {
-            t.to_float(static_cast<const uint8_t*>(w) + static_cast<size_t>(r) * w_row, row.data(),
-                       k);
-            for (int64_t i = 0; i < m; ++i) {
-                const float* xi = x + i * k;
-                double sum = 0;
-                for (int64_t j = 0; j < k; ++j)
-                    sum += static_cast<double>(row[static_cast<size_t>(j)]) * xi[j];
-                y[i * n_out + r] = static_cast<float>(sum);
-            }
+    const int64_t n_threads = pool.size();
+    if (m == 1) {
+        // Bound by memory bandwidth: each weight row is read once; chunks small enough that
+        // every thread gets several.
+        const int64_t grain = std::clamp<int64_t>(n_out / (8 * n_threads), 1, 64);
+        pool.parallel_for(n_out, grain, [&](int64_t begin, int64_t end, int) {
+            for (int64_t r = begin; r < end; ++r) dot(k, wb + r * w_row, a, a_row, 1, y + r, n_out);
+        });
+        return;
+    }
+    // A chunk of weight rows of about 64 KiB stays in L2 while every group of activation rows
+    // passes over it; each group's rows stay in L1 while the chunk's rows pass.
+    int64_t rows = std::clamp<int64_t>(static_cast<int64_t>((64 << 10) / w_row), 4, 64);
+    rows = std::max<int64_t>(1, std::min(rows, n_out / (4 * n_threads)));
+    pool.parallel_for(n_out, rows, [&](int64_t begin, int64_t end, int) {
+        for (int64_t i = 0; i < m; i += k_max_acts) {
+            const int n_acts = static_cast<int>(std::min<int64_t>(k_max_acts, m - i));
+            for (int64_t r = begin; r < end; ++r)
+                dot(k, wb + r * w_row, a + i * a_row, a_row, n_acts, y + i * n_out + r, n_out);
         }
     });
 }

@@ -5,13 +5,21 @@
 //   // y[i * n_out + r] = sum_j W[r][j] * x[i * k + j], for i < m, r < n_out
 //
 // Weights are n_out rows of k values of their GGML type, as a GGUF file holds them (row r at
-// w + r * row_size(type, k)). Activations are quantized first to the type the weight type's
-// dot product takes (activation_type()), as ggml does: Q8_0 blocks for the 32-value formats,
-// Q8_K for the 256-value ones, F16 for F16 weights, BF16 for BF16 weights, F32 for F32. Each
-// weight type has a scalar reference dot product and AVX2 / AVX-512 variants, chosen from
-// active_isa() (EDGEQ_ISA forces one).
+// w + r * row_size(type, k)). Activations are quantized first to the format the weight type's
+// dot product takes (activation_type()):
+//   - Q8_0 for the 32-value formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL). These activation
+//     rows are edgeq's own layout, not GGUF's Q8_0 blocks: per 32 values a float scale, the
+//     int32 sum of the quants and 32 int8 quants (40 bytes; activation_row_size() gives a
+//     row's bytes). The sums serve the formats with an offset or a minimum.
+//   - Q8_K for the 256-value formats (Q2_K ... Q6_K, IQ4_XS, TQ1_0, TQ2_0), exactly GGUF's
+//     Q8_K block (float scale, 256 int8, sums of each 16).
+//   - F32 for F32, F16 and BF16 weights (the activations are used as they are).
+// Each weight type has a scalar reference dot product; the common types have AVX2 and
+// AVX-512 (VNNI) variants, chosen from active_isa() (EDGEQ_ISA forces one). For a given ISA,
+// results do not depend on the number of threads.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -21,16 +29,23 @@
 
 namespace edgeq::cpu {
 
-// The type activations are converted to before a dot product with `weight` rows.
+// The type activations are converted to before a dot product with `weight` rows; throws an
+// Error for a weight type without kernels.
 GgmlType activation_type(GgmlType weight);
 
-// Converts n floats (a multiple of the activation type's block size) to `act`.
+// Bytes of one activation row of n values of `act` (an activation_type() result).
+size_t activation_row_size(GgmlType act, int64_t n);
+
+// Converts n floats (a multiple of the activation type's block size) to `act`, writing
+// activation_row_size(act, n) bytes, with the active ISA's quantizer.
 void quantize_activations(GgmlType act, const float* x, void* dst, int64_t n);
 
 // *out = dot(weight row w, activation row a), both n values long.
 using VecDotFn = void (*)(int64_t n, float* out, const void* w, const void* a);
 
-// The dot product for `weight` rows on `isa`; null if edgeq has none for that type.
+// The dot product for `weight` rows on `isa`: that ISA's own kernel, else the best one below
+// it (AVX-512 kernels need VNNI; without it AVX-512 uses the AVX2 ones); null if edgeq has
+// none for that type or the CPU lacks the ISA.
 VecDotFn vec_dot(GgmlType weight, Isa isa);
 
 // Buffers a matmul reuses between calls (quantized activations, tiles).
@@ -43,5 +58,9 @@ struct MatmulScratch {
 // k that is not a multiple of the type's block size.
 void matmul(GgmlType type, const void* w, int64_t n_out, int64_t k, const float* x, int64_t m,
             float* y, ThreadPool& pool, MatmulScratch& scratch);
+
+// As matmul, on the kernels of `isa` (for tests and benchmarks; the CPU must support it).
+void matmul(GgmlType type, const void* w, int64_t n_out, int64_t k, const float* x, int64_t m,
+            float* y, ThreadPool& pool, MatmulScratch& scratch, Isa isa);
 
 }  // namespace edgeq::cpu
