@@ -30,6 +30,7 @@ struct Synth {
     int sliding_window = 0;
     bool all_local = false;         // every layer slides (sliding_window_pattern as flags)
     std::vector<std::string> skip;  // tensors to leave out
+    std::vector<std::pair<std::string, GgufValue>> extra;  // more metadata
 };
 
 std::string temp_model_path(const std::string& name) {
@@ -58,6 +59,7 @@ std::string write_model(const Synth& m, testing::Random& random, const std::stri
         w.set(a + ".attention.sliding_window",
               GgufValue::make_uint32(static_cast<uint32_t>(m.sliding_window)));
     }
+    for (const auto& [key, value] : m.extra) w.set(key, value);
     if (m.all_local) {
         std::vector<uint8_t> flags(static_cast<size_t>(m.n_layer), 1);
         w.set(a + ".attention.sliding_window_pattern",
@@ -239,6 +241,67 @@ TEST(Engine, SlidingWindowHidesOldTokens) {
                                      a.begin() + static_cast<long>((p + 1) * n_vocab),
                                      b.begin() + static_cast<long>(p * n_vocab));
         EXPECT_EQ(same, p < 2 || p > 8) << "position " << p;
+    }
+}
+
+TEST(ModelSpec, FamiliesFromMetadata) {
+    testing::Random random;
+    SCOPED_TRACE(random.trace());
+    {
+        Synth m;
+        m.arch = "gemma3";
+        m.n_layer = 7;
+        m.post_norms = true;
+        m.sliding_window = 9;
+        m.tied = true;
+        m.extra = {{"gemma3.rope.freq_base", GgufValue::make_float32(1e6f)},
+                   {"gemma3.rope.scaling.type", GgufValue::make_string("linear")},
+                   {"gemma3.rope.scaling.factor", GgufValue::make_float32(8.0f)}};
+        const TempModel file(m, random, "spec-gemma3");
+        const ModelSpec s = LoadedModel::load(file.path)->spec();
+        EXPECT_EQ(s.activation, Activation::gelu_tanh);
+        EXPECT_EQ(s.rope_style, RopeStyle::neox);
+        EXPECT_TRUE(s.qk_norm && s.post_norms && s.tied_output);
+        EXPECT_FALSE(s.qkv_bias || s.fused_qkv || s.fused_gate_up);
+        EXPECT_FLOAT_EQ(s.embedding_scale, std::sqrt(32.0f));
+        EXPECT_FLOAT_EQ(s.attn_scale, 0.25f);  // 1 / sqrt(head_dim 16)
+        EXPECT_EQ(s.attn_softcap, 0.0f);
+        // Global layers: base 1e6 scaled by 1/8; local layers: base 10000, unscaled.
+        EXPECT_FLOAT_EQ(s.rope_global.freq_base, 1e6f);
+        EXPECT_FLOAT_EQ(s.rope_global.freq_scale, 0.125f);
+        EXPECT_FLOAT_EQ(s.rope_local.freq_base, 10000.0f);
+        EXPECT_FLOAT_EQ(s.rope_local.freq_scale, 1.0f);
+        EXPECT_EQ(s.sliding_window, 9);
+        for (int il = 0; il < 7; ++il) EXPECT_EQ(s.is_local(il), il != 5) << il;
+    }
+    {
+        Synth m;
+        m.arch = "gemma2";
+        m.qk_norm = false;
+        m.post_norms = true;
+        m.sliding_window = 4;
+        m.n_layer = 3;
+        m.extra = {{"gemma2.attn_logit_softcapping", GgufValue::make_float32(50.0f)},
+                   {"gemma2.final_logit_softcapping", GgufValue::make_float32(30.0f)}};
+        const TempModel file(m, random, "spec-gemma2");
+        const ModelSpec s = LoadedModel::load(file.path)->spec();
+        EXPECT_FLOAT_EQ(s.attn_softcap, 50.0f);
+        EXPECT_FLOAT_EQ(s.final_softcap, 30.0f);
+        EXPECT_TRUE(s.is_local(0) && !s.is_local(1) && s.is_local(2));
+        EXPECT_EQ(s.rope_local.freq_base, s.rope_global.freq_base);
+    }
+    {
+        Synth m;
+        m.arch = "llama";
+        m.qk_norm = false;
+        m.extra = {{"llama.rope.scaling.type", GgufValue::make_string("yarn")}};
+        const TempModel file(m, random, "spec-yarn");
+        try {
+            LoadedModel::load(file.path);
+            ADD_FAILURE() << "yarn accepted";
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find("rope scaling 'yarn'"), std::string::npos);
+        }
     }
 }
 
