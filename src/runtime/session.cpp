@@ -60,6 +60,8 @@ struct Session::Impl {
     // Activations for n_batch tokens.
     int64_t n_q = 0, n_k = 0, n_v = 0, n_attn = 0;
     std::vector<float> x, h, q, k, v, qkv, attn, proj, gate, up;
+    // The spec's ropes, with LongRoPE's long factors when n_ctx needs them.
+    RopeParams rope_global, rope_local;
     std::vector<float> cos_global, sin_global, cos_local, sin_local;  // n_batch x n_rot/2
     std::vector<cpu::AttentionScratch> attention_scratch;             // one per thread
 
@@ -78,6 +80,12 @@ Session::Impl::Impl(const LoadedModel& loaded, const SessionOptions& opts)
     const ModelSpec& s = spec;
     n_ctx = options.n_ctx > 0 ? std::min(options.n_ctx, s.n_ctx_train) : s.n_ctx_train;
     n_batch = std::clamp(options.n_batch, 1, n_ctx);
+    rope_global = s.rope_global;
+    rope_local = s.rope_local;
+    if (!s.rope_long_factors.empty() && n_ctx > s.rope_original_ctx) {
+        rope_global.factors = s.rope_long_factors;
+        rope_local.factors = s.rope_long_factors;
+    }
 
     kv_type = options.kv_f32 ? GgmlType::F32 : options.kv_q8_0 ? GgmlType::Q8_0 : GgmlType::F16;
     const DType& kv = dtype(kv_type);
@@ -272,9 +280,9 @@ void Session::Impl::forward(const int32_t* ids, int32_t n, float* logits_out, bo
     }
     const size_t half = as_size(s.n_rot / 2);
     for (int32_t i = 0; i < n; ++i) {
-        cpu::rope_cos_sin(s.rope_global, s.n_rot, n_past + i, &cos_global[i * half],
+        cpu::rope_cos_sin(rope_global, s.n_rot, n_past + i, &cos_global[i * half],
                           &sin_global[i * half]);
-        cpu::rope_cos_sin(s.rope_local, s.n_rot, n_past + i, &cos_local[i * half],
+        cpu::rope_cos_sin(rope_local, s.n_rot, n_past + i, &cos_local[i * half],
                           &sin_local[i * half]);
     }
 

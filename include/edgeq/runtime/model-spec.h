@@ -55,7 +55,7 @@ struct ModelSpec {
     RopeParams rope_global;  // full-attention layers
     RopeParams rope_local;   // sliding-window layers
     // LongRoPE (Phi-3 128k): factors for contexts beyond rope_original_ctx; a Session whose
-    // n_ctx exceeds it uses these in place of rope_global.factors.
+    // n_ctx exceeds it uses these in place of the factors of both ropes.
     std::vector<float> rope_long_factors;
     int32_t rope_original_ctx = 0;
 

@@ -31,6 +31,9 @@ struct Synth {
     bool all_local = false;         // every layer slides (sliding_window_pattern as flags)
     std::vector<std::string> skip;  // tensors to leave out
     std::vector<std::pair<std::string, GgufValue>> extra;  // more metadata
+    bool fused = false;  // Phi-3's attn_qkv and gate-and-up ffn_up
+    int n_ctx_train = 256;
+    std::vector<float> rope_short, rope_long;  // rope_factors_short/long.weight, if not empty
 };
 
 std::string temp_model_path(const std::string& name) {
@@ -47,7 +50,7 @@ std::string write_model(const Synth& m, testing::Random& random, const std::stri
     w.set(a + ".block_count", GgufValue::make_uint32(static_cast<uint32_t>(m.n_layer)));
     w.set(a + ".embedding_length", GgufValue::make_uint32(static_cast<uint32_t>(m.n_embd)));
     w.set(a + ".feed_forward_length", GgufValue::make_uint32(static_cast<uint32_t>(m.n_ff)));
-    w.set(a + ".context_length", GgufValue::make_uint32(256));
+    w.set(a + ".context_length", GgufValue::make_uint32(static_cast<uint32_t>(m.n_ctx_train)));
     w.set(a + ".attention.head_count", GgufValue::make_uint32(static_cast<uint32_t>(m.n_head)));
     w.set(a + ".attention.head_count_kv",
           GgufValue::make_uint32(static_cast<uint32_t>(m.n_head_kv)));
@@ -70,8 +73,16 @@ std::string write_model(const Synth& m, testing::Random& random, const std::stri
         std::string name;
         std::vector<int64_t> shape;
         float center, sigma;
+        std::vector<float> values;  // fixed values instead of random ones
+        Tensor(std::string n, std::vector<int64_t> s, float c, float sd, std::vector<float> v = {})
+            : name(std::move(n)), shape(std::move(s)), center(c), sigma(sd), values(std::move(v)) {}
     };
     std::vector<Tensor> tensors;
+    const int64_t n_half = m.head_dim / 2;
+    if (!m.rope_short.empty())
+        tensors.push_back({"rope_factors_short.weight", {n_half}, 0, 0, m.rope_short});
+    if (!m.rope_long.empty())
+        tensors.push_back({"rope_factors_long.weight", {n_half}, 0, 0, m.rope_long});
     const int64_t q = int64_t{m.n_head} * m.head_dim, kv = int64_t{m.n_head_kv} * m.head_dim;
     tensors.push_back({"token_embd.weight", {m.n_embd, m.n_vocab}, 0, 1});
     tensors.push_back({"output_norm.weight", {m.n_embd}, 1, 0.1f});
@@ -79,17 +90,25 @@ std::string write_model(const Synth& m, testing::Random& random, const std::stri
     for (int il = 0; il < m.n_layer; ++il) {
         const std::string p = "blk." + std::to_string(il) + ".";
         tensors.push_back({p + "attn_norm.weight", {m.n_embd}, 1, 0.1f});
-        tensors.push_back({p + "attn_q.weight", {m.n_embd, q}, 0, 0.3f});
-        tensors.push_back({p + "attn_k.weight", {m.n_embd, kv}, 0, 0.3f});
-        tensors.push_back({p + "attn_v.weight", {m.n_embd, kv}, 0, 0.3f});
+        if (m.fused) {
+            tensors.push_back({p + "attn_qkv.weight", {m.n_embd, q + 2 * kv}, 0, 0.3f});
+        } else {
+            tensors.push_back({p + "attn_q.weight", {m.n_embd, q}, 0, 0.3f});
+            tensors.push_back({p + "attn_k.weight", {m.n_embd, kv}, 0, 0.3f});
+            tensors.push_back({p + "attn_v.weight", {m.n_embd, kv}, 0, 0.3f});
+        }
         if (m.qk_norm) {
             tensors.push_back({p + "attn_q_norm.weight", {m.head_dim}, 1, 0.1f});
             tensors.push_back({p + "attn_k_norm.weight", {m.head_dim}, 1, 0.1f});
         }
         tensors.push_back({p + "attn_output.weight", {q, m.n_embd}, 0, 0.2f});
         tensors.push_back({p + "ffn_norm.weight", {m.n_embd}, 1, 0.1f});
-        tensors.push_back({p + "ffn_gate.weight", {m.n_embd, m.n_ff}, 0, 0.3f});
-        tensors.push_back({p + "ffn_up.weight", {m.n_embd, m.n_ff}, 0, 0.3f});
+        if (m.fused) {
+            tensors.push_back({p + "ffn_up.weight", {m.n_embd, 2 * m.n_ff}, 0, 0.3f});
+        } else {
+            tensors.push_back({p + "ffn_gate.weight", {m.n_embd, m.n_ff}, 0, 0.3f});
+            tensors.push_back({p + "ffn_up.weight", {m.n_embd, m.n_ff}, 0, 0.3f});
+        }
         tensors.push_back({p + "ffn_down.weight", {m.n_ff, m.n_embd}, 0, 0.2f});
         if (m.post_norms) {
             tensors.push_back({p + "post_attention_norm.weight", {m.n_embd}, 1, 0.1f});
@@ -106,6 +125,7 @@ std::string write_model(const Synth& m, testing::Random& random, const std::stri
         for (int64_t d : t.shape) n *= d;
         std::vector<float> v = random.normal(static_cast<size_t>(n), t.sigma);
         for (float& x : v) x += t.center;
+        if (!t.values.empty()) v = t.values;
         w.write({reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(float)});
     }
     w.finish();
@@ -303,6 +323,43 @@ TEST(ModelSpec, FamiliesFromMetadata) {
             EXPECT_NE(std::string(e.what()).find("rope scaling 'yarn'"), std::string::npos);
         }
     }
+}
+
+TEST(Engine, LongRopeFactorsFollowTheContextLength) {
+    // Phi-3 128k: the long factors apply when n_ctx exceeds the original context. Model A has
+    // short factors S and long L; model B (same weights) has L for both. A and B agree exactly
+    // when both use L (long context) and differ when A uses S.
+    testing::Random random;
+    SCOPED_TRACE(random.trace());
+    Synth a;
+    a.arch = "phi3";
+    a.qk_norm = false;
+    a.fused = true;
+    a.n_head_kv = a.n_head;
+    a.n_ctx_train = 64;
+    a.extra = {{"phi3.rope.scaling.original_context_length", GgufValue::make_uint32(16)}};
+    for (int i = 0; i < a.head_dim / 2; ++i) {
+        a.rope_short.push_back(random.uniform(1, 2));
+        a.rope_long.push_back(random.uniform(2, 40));
+    }
+    Synth b = a;
+    b.rope_short = a.rope_long;
+    const uint64_t seed = random.engine()();
+    testing::Random ra, rb;  // the same weights in both files
+    ra.engine().seed(seed);
+    rb.engine().seed(seed);
+    const TempModel file_a(a, ra, "longrope-a"), file_b(b, rb, "longrope-b");
+    const auto model_a = LoadedModel::load(file_a.path), model_b = LoadedModel::load(file_b.path);
+    const ModelSpec& s = model_a->spec();
+    EXPECT_TRUE(s.fused_qkv && s.fused_gate_up);
+    EXPECT_EQ(s.rope_global.factors, a.rope_short);
+    EXPECT_EQ(s.rope_long_factors, a.rope_long);
+    EXPECT_NEAR(s.rope_global.attn_factor, std::sqrt(1 + std::log(4.0) / std::log(16.0)), 1e-6);
+    const std::vector<int32_t> ids = random_ids(random, 12, a.n_vocab);
+    const SessionOptions short_ctx{.n_ctx = 16, .n_threads = 1, .kv_f32 = true};
+    const SessionOptions long_ctx{.n_ctx = 64, .n_threads = 1, .kv_f32 = true};
+    EXPECT_EQ(run(*model_a, ids, 12, long_ctx), run(*model_b, ids, 12, long_ctx));
+    EXPECT_NE(run(*model_a, ids, 12, short_ctx), run(*model_b, ids, 12, short_ctx));
 }
 
 template <typename F>
