@@ -269,9 +269,7 @@ void Session::Impl::forward(const int32_t* ids, int32_t n, float* logits_out, bo
     const ToFloatFn embd_to_float = dtype(w.token_embd.type).to_float;
     const size_t embd_row = row_size(w.token_embd.type, s.n_embd);
     for (int32_t i = 0; i < n; ++i) {
-        const int32_t id = ids[i];
-        if (id < 0 || id >= s.n_vocab)
-            fail("decode: token id {} is outside the vocabulary (0..{})", id, s.n_vocab - 1);
+        const int32_t id = ids[i];  // checked by decode()
         float* xi = &x[i * embd];
         embd_to_float(static_cast<const uint8_t*>(w.token_embd.data) + as_size(id) * embd_row, xi,
                       s.n_embd);
@@ -312,6 +310,10 @@ const float* Session::decode(std::span<const int32_t> tokens) {
     if (m.n_past + n_total > m.n_ctx)
         fail("decode: {} tokens after {} would overflow the context of {}", n_total, m.n_past,
              m.n_ctx);
+    for (const int32_t id : tokens) {
+        if (id < 0 || id >= m.spec.n_vocab)
+            fail("decode: token id {} is outside the vocabulary (0..{})", id, m.spec.n_vocab - 1);
+    }
     const size_t n_vocab = as_size(m.spec.n_vocab);
     if (m.options.all_logits && m.logits.size() < as_size(n_total) * n_vocab)
         m.logits.resize(as_size(n_total) * n_vocab);  // grows with the longest decode only

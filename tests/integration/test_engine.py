@@ -137,11 +137,13 @@ def test_quantized_kl(family, type_name, converted, logits_bin, tmp_path):
     assert kl <= KL_BOUND[type_name]
 
 
-def test_q8_0_kv_cache(converted, logits_bin, tmp_path):
-    ids, ref = reference("qwen3")  # head width 32: whole Q8_0 blocks
-    got = run_logits(logits_bin, converted("qwen3", "f32"), ids, tmp_path, "--kv", "q8_0", "--split", "steps")
-    assert mean_kl(got, ref) <= 1e-4
-    assert relative_error(got, ref).max() <= 3e-2
+@pytest.mark.parametrize("family", ["qwen3", "llama3-bpe", "gemma3"])  # head width 32
+def test_q8_0_kv_cache(family, converted, logits_bin, tmp_path):
+    """Measured: relative error <= 8.8e-3, mean KL <= 1.3e-5 (llama3-bpe)."""
+    ids, ref = reference(family)
+    got = run_logits(logits_bin, converted(family, "f32"), ids, tmp_path, "--kv", "q8_0", "--split", "steps")
+    assert mean_kl(got, ref) <= 5e-5
+    assert relative_error(got, ref).max() <= 2e-2
 
 
 def test_bad_inputs_are_clear_errors(converted, logits_bin, tmp_path):
