@@ -42,6 +42,7 @@ struct SessionOptions {
     int32_t n_threads = 0;    // 0: all hardware threads
     int32_t n_batch = 512;    // prompt tokens processed per step
     bool kv_q8_0 = false;     // Q8_0 KV cache instead of F16
+    bool kv_f32 = false;      // F32 KV cache (exact; for checks against reference logits)
     bool all_logits = false;  // keep the logits of every position of the last decode()
 };
 

@@ -1,0 +1,356 @@
+// The engine on small random models written with GgufWriter: one batch, token by token and
+// odd chunks on several threads give the same logits; truncate and reset replay the cache; a
+// sliding window hides what it should; bad files and calls are clear Errors. (Agreement with
+// transformers is tests/integration/test_engine.py.)
+#include "edgeq/runtime/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "edgeq/core/error.h"
+#include "edgeq/formats/gguf-writer.h"
+#include "edgeq/runtime/model-spec.h"
+#include "test-random.h"
+
+namespace edgeq {
+namespace {
+
+struct Synth {
+    std::string arch = "qwen3";
+    int n_layer = 2, n_embd = 32, n_head = 4, n_head_kv = 2, head_dim = 16, n_ff = 48;
+    int n_vocab = 61;
+    bool post_norms = false, qk_norm = true, tied = false;
+    int sliding_window = 0;
+    bool all_local = false;         // every layer slides (sliding_window_pattern as flags)
+    std::vector<std::string> skip;  // tensors to leave out
+    std::vector<std::pair<std::string, GgufValue>> extra;  // more metadata
+};
+
+std::string temp_model_path(const std::string& name) {
+    return (std::filesystem::temp_directory_path() /
+            ("edgeq-engine-test-" + std::to_string(::getpid()) + "-" + name + ".gguf"))
+        .string();
+}
+
+std::string write_model(const Synth& m, testing::Random& random, const std::string& name) {
+    const std::string path = temp_model_path(name);
+    GgufWriter w(path);
+    const std::string a = m.arch;
+    w.set("general.architecture", GgufValue::make_string(a));
+    w.set(a + ".block_count", GgufValue::make_uint32(static_cast<uint32_t>(m.n_layer)));
+    w.set(a + ".embedding_length", GgufValue::make_uint32(static_cast<uint32_t>(m.n_embd)));
+    w.set(a + ".feed_forward_length", GgufValue::make_uint32(static_cast<uint32_t>(m.n_ff)));
+    w.set(a + ".context_length", GgufValue::make_uint32(256));
+    w.set(a + ".attention.head_count", GgufValue::make_uint32(static_cast<uint32_t>(m.n_head)));
+    w.set(a + ".attention.head_count_kv",
+          GgufValue::make_uint32(static_cast<uint32_t>(m.n_head_kv)));
+    w.set(a + ".attention.key_length", GgufValue::make_uint32(static_cast<uint32_t>(m.head_dim)));
+    w.set(a + ".attention.value_length", GgufValue::make_uint32(static_cast<uint32_t>(m.head_dim)));
+    w.set(a + ".rope.freq_base", GgufValue::make_float32(10000.0f));
+    w.set(a + ".attention.layer_norm_rms_epsilon", GgufValue::make_float32(1e-6f));
+    if (m.sliding_window > 0) {
+        w.set(a + ".attention.sliding_window",
+              GgufValue::make_uint32(static_cast<uint32_t>(m.sliding_window)));
+    }
+    for (const auto& [key, value] : m.extra) w.set(key, value);
+    if (m.all_local) {
+        std::vector<uint8_t> flags(static_cast<size_t>(m.n_layer), 1);
+        w.set(a + ".attention.sliding_window_pattern",
+              GgufValue::make_array(GgufType::boolean, flags));
+    }
+
+    struct Tensor {
+        std::string name;
+        std::vector<int64_t> shape;
+        float center, sigma;
+    };
+    std::vector<Tensor> tensors;
+    const int64_t q = int64_t{m.n_head} * m.head_dim, kv = int64_t{m.n_head_kv} * m.head_dim;
+    tensors.push_back({"token_embd.weight", {m.n_embd, m.n_vocab}, 0, 1});
+    tensors.push_back({"output_norm.weight", {m.n_embd}, 1, 0.1f});
+    if (!m.tied) tensors.push_back({"output.weight", {m.n_embd, m.n_vocab}, 0, 0.3f});
+    for (int il = 0; il < m.n_layer; ++il) {
+        const std::string p = "blk." + std::to_string(il) + ".";
+        tensors.push_back({p + "attn_norm.weight", {m.n_embd}, 1, 0.1f});
+        tensors.push_back({p + "attn_q.weight", {m.n_embd, q}, 0, 0.3f});
+        tensors.push_back({p + "attn_k.weight", {m.n_embd, kv}, 0, 0.3f});
+        tensors.push_back({p + "attn_v.weight", {m.n_embd, kv}, 0, 0.3f});
+        if (m.qk_norm) {
+            tensors.push_back({p + "attn_q_norm.weight", {m.head_dim}, 1, 0.1f});
+            tensors.push_back({p + "attn_k_norm.weight", {m.head_dim}, 1, 0.1f});
+        }
+        tensors.push_back({p + "attn_output.weight", {q, m.n_embd}, 0, 0.2f});
+        tensors.push_back({p + "ffn_norm.weight", {m.n_embd}, 1, 0.1f});
+        tensors.push_back({p + "ffn_gate.weight", {m.n_embd, m.n_ff}, 0, 0.3f});
+        tensors.push_back({p + "ffn_up.weight", {m.n_embd, m.n_ff}, 0, 0.3f});
+        tensors.push_back({p + "ffn_down.weight", {m.n_ff, m.n_embd}, 0, 0.2f});
+        if (m.post_norms) {
+            tensors.push_back({p + "post_attention_norm.weight", {m.n_embd}, 1, 0.1f});
+            tensors.push_back({p + "post_ffw_norm.weight", {m.n_embd}, 1, 0.1f});
+        }
+    }
+    std::erase_if(tensors, [&](const Tensor& t) {
+        return std::find(m.skip.begin(), m.skip.end(), t.name) != m.skip.end();
+    });
+    for (const Tensor& t : tensors) w.add_tensor(t.name, GgmlType::F32, t.shape);
+    w.write_header();
+    for (const Tensor& t : tensors) {
+        int64_t n = 1;
+        for (int64_t d : t.shape) n *= d;
+        std::vector<float> v = random.normal(static_cast<size_t>(n), t.sigma);
+        for (float& x : v) x += t.center;
+        w.write({reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(float)});
+    }
+    w.finish();
+    return path;
+}
+
+struct TempModel {
+    TempModel(const Synth& m, testing::Random& random, const std::string& name)
+        : path(write_model(m, random, name)) {}
+    ~TempModel() { std::filesystem::remove(path); }
+    std::string path;
+};
+
+std::vector<int32_t> random_ids(testing::Random& random, int n, int n_vocab) {
+    std::vector<int32_t> ids(static_cast<size_t>(n));
+    for (auto& id : ids) id = random.uniform_int(0, n_vocab - 1);
+    return ids;
+}
+
+// Logits of every position: the first `first` ids in one decode(), then one id per call.
+std::vector<float> run(const LoadedModel& model, const std::vector<int32_t>& ids, int first,
+                       SessionOptions options) {
+    options.all_logits = true;
+    Session session(model, options);
+    const size_t n_vocab = static_cast<size_t>(model.n_vocab());
+    std::vector<float> out;
+    session.decode({ids.data(), static_cast<size_t>(first)});
+    for (int i = 0; i < first; ++i)
+        out.insert(out.end(), session.logits_at(i), session.logits_at(i) + n_vocab);
+    for (size_t i = static_cast<size_t>(first); i < ids.size(); ++i) {
+        const float* last = session.decode({&ids[i], 1});
+        out.insert(out.end(), last, last + n_vocab);
+    }
+    EXPECT_EQ(session.n_past(), static_cast<int32_t>(ids.size()));
+    return out;
+}
+
+void expect_close(const std::vector<float>& got, const std::vector<float>& want, double rel) {
+    ASSERT_EQ(got.size(), want.size());
+    double max = 0;
+    for (float v : want) max = std::max(max, double{std::abs(v)});
+    for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], rel * max) << "at " << i;
+}
+
+TEST(Engine, BatchStepsAndChunksAgree) {
+    testing::Random random;
+    SCOPED_TRACE(random.trace());
+    Synth qwen3;
+    Synth gemma2;
+    gemma2.arch = "gemma2";
+    gemma2.qk_norm = false;
+    gemma2.post_norms = true;
+    gemma2.tied = true;
+    gemma2.sliding_window = 5;
+    for (const Synth& m : {qwen3, gemma2}) {
+        SCOPED_TRACE(m.arch);
+        const TempModel file(m, random, m.arch);
+        const auto model = LoadedModel::load(file.path);
+        EXPECT_EQ(model->n_vocab(), m.n_vocab);
+        EXPECT_EQ(model->n_ctx_train(), 256);
+        const std::vector<int32_t> ids = random_ids(random, 23, m.n_vocab);
+        SessionOptions f32{.n_ctx = 64, .n_threads = 1, .n_batch = 64, .kv_f32 = true};
+        const std::vector<float> whole = run(*model, ids, 23, f32);
+        expect_close(run(*model, ids, 1, f32), whole, 1e-5);
+        SessionOptions chunked = f32;
+        chunked.n_batch = 4;
+        chunked.n_threads = 3;
+        expect_close(run(*model, ids, 11, chunked), whole, 1e-5);
+        // The F16 cache rounds keys and values to 11 bits.
+        SessionOptions f16{.n_ctx = 64, .n_threads = 2, .n_batch = 6};
+        expect_close(run(*model, ids, 9, f16), whole, 5e-3);
+    }
+}
+
+TEST(Engine, TruncateAndResetReplayTheCache) {
+    testing::Random random;
+    SCOPED_TRACE(random.trace());
+    const Synth m;
+    const TempModel file(m, random, "truncate");
+    const auto model = LoadedModel::load(file.path);
+    const std::vector<int32_t> ids = random_ids(random, 15, m.n_vocab);
+    Session session(*model, {.n_ctx = 32, .n_threads = 2, .all_logits = true});
+    EXPECT_EQ(session.n_ctx(), 32);
+    session.decode(ids);
+    const size_t n_vocab = static_cast<size_t>(m.n_vocab);
+    std::vector<float> first(session.logits_at(0), session.logits_at(0) + 15 * n_vocab);
+    const std::vector<float> hidden = session.mean_hidden();
+    ASSERT_EQ(hidden.size(), static_cast<size_t>(m.n_embd));
+
+    session.truncate(9);
+    EXPECT_EQ(session.n_past(), 9);
+    session.decode({ids.data() + 9, 6});
+    const std::vector<float> tail(session.logits_at(0), session.logits_at(0) + 6 * n_vocab);
+    expect_close(tail,
+                 std::vector<float>(first.begin() + 9 * static_cast<long>(n_vocab), first.end()),
+                 1e-6);
+
+    session.reset();
+    EXPECT_EQ(session.n_past(), 0);
+    session.decode(ids);
+    expect_close(std::vector<float>(session.logits_at(0), session.logits_at(0) + 15 * n_vocab),
+                 first, 1e-6);
+    expect_close(session.mean_hidden(), hidden, 1e-6);
+    // Without all_logits, only the last position is kept.
+    Session last_only(*model, {.n_ctx = 32, .n_threads = 1});
+    const float* last = last_only.decode(ids);
+    expect_close(std::vector<float>(last, last + n_vocab),
+                 std::vector<float>(first.end() - static_cast<long>(n_vocab), first.end()), 1e-6);
+    EXPECT_THROW(last_only.logits_at(0), Error);
+}
+
+TEST(Engine, SlidingWindowHidesOldTokens) {
+    // Two layers that both slide over 4 positions: position p sees back to p - 6, no further.
+    testing::Random random;
+    SCOPED_TRACE(random.trace());
+    Synth m;
+    m.arch = "gemma2";
+    m.qk_norm = false;
+    m.post_norms = true;
+    m.sliding_window = 4;
+    m.all_local = true;
+    const TempModel file(m, random, "window");
+    const auto model = LoadedModel::load(file.path);
+    EXPECT_TRUE(model->spec().is_local(0) && model->spec().is_local(1));
+    std::vector<int32_t> ids = random_ids(random, 16, m.n_vocab);
+    const SessionOptions options{.n_ctx = 16, .n_threads = 1, .kv_f32 = true};
+    const std::vector<float> a = run(*model, ids, 16, options);
+    ids[2] = (ids[2] + 1) % m.n_vocab;
+    const std::vector<float> b = run(*model, ids, 16, options);
+    const size_t n_vocab = static_cast<size_t>(m.n_vocab);
+    for (size_t p = 0; p < 16; ++p) {
+        const bool same = std::equal(a.begin() + static_cast<long>(p * n_vocab),
+                                     a.begin() + static_cast<long>((p + 1) * n_vocab),
+                                     b.begin() + static_cast<long>(p * n_vocab));
+        EXPECT_EQ(same, p < 2 || p > 8) << "position " << p;
+    }
+}
+
+TEST(ModelSpec, FamiliesFromMetadata) {
+    testing::Random random;
+    SCOPED_TRACE(random.trace());
+    {
+        Synth m;
+        m.arch = "gemma3";
+        m.n_layer = 7;
+        m.post_norms = true;
+        m.sliding_window = 9;
+        m.tied = true;
+        m.extra = {{"gemma3.rope.freq_base", GgufValue::make_float32(1e6f)},
+                   {"gemma3.rope.scaling.type", GgufValue::make_string("linear")},
+                   {"gemma3.rope.scaling.factor", GgufValue::make_float32(8.0f)}};
+        const TempModel file(m, random, "spec-gemma3");
+        const ModelSpec s = LoadedModel::load(file.path)->spec();
+        EXPECT_EQ(s.activation, Activation::gelu_tanh);
+        EXPECT_EQ(s.rope_style, RopeStyle::neox);
+        EXPECT_TRUE(s.qk_norm && s.post_norms && s.tied_output);
+        EXPECT_FALSE(s.qkv_bias || s.fused_qkv || s.fused_gate_up);
+        EXPECT_FLOAT_EQ(s.embedding_scale, std::sqrt(32.0f));
+        EXPECT_FLOAT_EQ(s.attn_scale, 0.25f);  // 1 / sqrt(head_dim 16)
+        EXPECT_EQ(s.attn_softcap, 0.0f);
+        // Global layers: base 1e6 scaled by 1/8; local layers: base 10000, unscaled.
+        EXPECT_FLOAT_EQ(s.rope_global.freq_base, 1e6f);
+        EXPECT_FLOAT_EQ(s.rope_global.freq_scale, 0.125f);
+        EXPECT_FLOAT_EQ(s.rope_local.freq_base, 10000.0f);
+        EXPECT_FLOAT_EQ(s.rope_local.freq_scale, 1.0f);
+        EXPECT_EQ(s.sliding_window, 9);
+        for (int il = 0; il < 7; ++il) EXPECT_EQ(s.is_local(il), il != 5) << il;
+    }
+    {
+        Synth m;
+        m.arch = "gemma2";
+        m.qk_norm = false;
+        m.post_norms = true;
+        m.sliding_window = 4;
+        m.n_layer = 3;
+        m.extra = {{"gemma2.attn_logit_softcapping", GgufValue::make_float32(50.0f)},
+                   {"gemma2.final_logit_softcapping", GgufValue::make_float32(30.0f)}};
+        const TempModel file(m, random, "spec-gemma2");
+        const ModelSpec s = LoadedModel::load(file.path)->spec();
+        EXPECT_FLOAT_EQ(s.attn_softcap, 50.0f);
+        EXPECT_FLOAT_EQ(s.final_softcap, 30.0f);
+        EXPECT_TRUE(s.is_local(0) && !s.is_local(1) && s.is_local(2));
+        EXPECT_EQ(s.rope_local.freq_base, s.rope_global.freq_base);
+    }
+    {
+        Synth m;
+        m.arch = "llama";
+        m.qk_norm = false;
+        m.extra = {{"llama.rope.scaling.type", GgufValue::make_string("yarn")}};
+        const TempModel file(m, random, "spec-yarn");
+        try {
+            LoadedModel::load(file.path);
+            ADD_FAILURE() << "yarn accepted";
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find("rope scaling 'yarn'"), std::string::npos);
+        }
+    }
+}
+
+template <typename F>
+void expect_error(F&& f, const std::string& needle) {
+    try {
+        f();
+        ADD_FAILURE() << "no Error; expected one mentioning '" << needle << "'";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+}
+
+TEST(Engine, BadModelsAndCallsAreErrors) {
+    testing::Random random;
+    SCOPED_TRACE(random.trace());
+    {
+        Synth m;
+        m.arch = "bert";
+        const TempModel file(m, random, "bert");
+        expect_error([&] { LoadedModel::load(file.path); }, "architecture 'bert' is not supported");
+    }
+    {
+        Synth m;
+        m.skip = {"blk.1.ffn_down.weight"};
+        const TempModel file(m, random, "missing");
+        expect_error([&] { LoadedModel::load(file.path); }, "blk.1.ffn_down.weight is missing");
+    }
+    {
+        Synth m;
+        m.skip = {"blk.1.attn_q_norm.weight"};  // block 0 says the family has QK-norms
+        const TempModel file(m, random, "missing-norm");
+        expect_error([&] { LoadedModel::load(file.path); }, "blk.1.attn_q_norm.weight is missing");
+    }
+    const Synth m;
+    const TempModel file(m, random, "calls");
+    const auto model = LoadedModel::load(file.path);
+    Session session(*model, {.n_ctx = 8, .n_threads = 1});
+    const std::vector<int32_t> ids = {1, 2, 3, 4, 5, 6};
+    session.decode(ids);
+    expect_error([&] { session.decode(ids); }, "overflow the context of 8");
+    EXPECT_EQ(session.n_past(), 6);
+    const int32_t bad = m.n_vocab;
+    expect_error([&] { session.decode({&bad, 1}); }, "outside the vocabulary");
+    expect_error([&] { session.decode({}); }, "no tokens");
+    expect_error([&] { session.truncate(7); }, "outside the cache");
+    expect_error([&] { session.logits_at(6); }, "outside the last decode");
+    expect_error([&] { Session q8(*model, {.kv_q8_0 = true}); }, "multiples of 32");
+}
+
+}  // namespace
+}  // namespace edgeq
