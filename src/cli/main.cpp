@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
     edgeq::cli::add_inspect(app);
     edgeq::cli::add_quantize(app);
     edgeq::cli::add_convert(app);
+    edgeq::cli::add_bench(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
