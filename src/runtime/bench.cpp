@@ -55,8 +55,8 @@ std::string tps_text(const std::optional<double>& mean, const std::optional<doub
     return fmt::format("{:.2f} ± {:.2f}", *mean, sd.value_or(0.0));
 }
 
-nlohmann::json optional_json(const std::optional<double>& v) {
-    return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+nlohmann::ordered_json optional_json(const std::optional<double>& v) {
+    return v ? nlohmann::ordered_json(*v) : nlohmann::ordered_json(nullptr);
 }
 
 }  // namespace
@@ -184,8 +184,8 @@ BenchResult run_bench(const std::string& path, const BenchOptions& options) {
     return r;
 }
 
-nlohmann::json bench_json(std::span<const BenchResult> results) {
-    nlohmann::json out = nlohmann::json::array();
+nlohmann::ordered_json bench_json(std::span<const BenchResult> results) {
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
     for (const BenchResult& r : results) {
         out.push_back({{"model", r.model},
                        {"type", r.type},

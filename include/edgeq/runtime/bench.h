@@ -92,7 +92,7 @@ std::vector<int32_t> parse_thread_list(const std::string& text);
 
 // One object per result with the keys documented in bench/README.md; a skipped test's
 // *_tps values are null.
-nlohmann::json bench_json(std::span<const BenchResult> results);
+nlohmann::ordered_json bench_json(std::span<const BenchResult> results);
 // A Markdown table: a header, then one row per result.
 std::string bench_markdown(std::span<const BenchResult> results);
 // The plain-text table's header and its row for one result (columns of fixed width).
