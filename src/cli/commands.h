@@ -10,6 +10,7 @@
 
 namespace edgeq::cli {
 
+void add_bench(CLI::App& app);
 void add_inspect(CLI::App& app);
 void add_quantize(CLI::App& app);
 void add_convert(CLI::App& app);
