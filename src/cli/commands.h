@@ -10,13 +10,13 @@
 
 namespace edgeq::cli {
 
-void add_bench(CLI::App& app);
 void add_inspect(CLI::App& app);
-void add_quantize(CLI::App& app);
 void add_convert(CLI::App& app);
+void add_quantize(CLI::App& app);
+void add_tokenize(CLI::App& app);
 void add_run(CLI::App& app);
 void add_chat(CLI::App& app);
-void add_tokenize(CLI::App& app);
+void add_bench(CLI::App& app);
 
 // A type name as llama.cpp prints it ("q4_k" and "Q4_K" both work), or an Error listing them.
 GgmlType parse_type(const std::string& name);

@@ -13,13 +13,13 @@ int main(int argc, char** argv) {
     edgeq::install_temp_file_cleanup();
     app.require_subcommand(1);
     app.set_version_flag("--version", "edgeq 0.1.0");
-    edgeq::cli::add_bench(app);
     edgeq::cli::add_inspect(app);
-    edgeq::cli::add_quantize(app);
     edgeq::cli::add_convert(app);
+    edgeq::cli::add_quantize(app);
+    edgeq::cli::add_tokenize(app);
     edgeq::cli::add_run(app);
     edgeq::cli::add_chat(app);
-    edgeq::cli::add_tokenize(app);
+    edgeq::cli::add_bench(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
