@@ -37,6 +37,13 @@ bool is_punct(const CodepointText& t, size_t i) {
 bool is_other(const CodepointText& t, size_t i) {
     return !(t.flags[i] & (k_whitespace | k_letter | k_number));
 }
+bool is_letter_or_mark(const CodepointText& t, size_t i) {
+    return t.flags[i] & (k_letter | k_mark);
+}
+// [^\s\p{L}\p{M}\p{N}]
+bool is_other_than_mark(const CodepointText& t, size_t i) {
+    return !(t.flags[i] & (k_whitespace | k_letter | k_mark | k_number));
+}
 bool is_newline(uint32_t c) {
     return c == '\r' || c == '\n';
 }
@@ -101,19 +108,24 @@ struct Llama3Pattern {
     bool contractions = true;
     size_t max_digits = 3;               // Llama 3: 3, Qwen 2: 1, k_unbounded: \p{N}+
     std::u32string_view tail = U"\r\n";  // what may follow a run of punctuation
+    bool marks = false;                  // Qwen 3.5: [\p{L}\p{M}]+ words
 
     size_t operator()(const CodepointText& t, size_t p, size_t end) const {
         if (contractions) {
             if (const size_t n = contraction(t, p, end, true)) return n;
         }
         const uint32_t c = t.cps[p];
-        if (is_letter(t, p)) return run(t, p, end, is_letter) - p;
-        if (!is_newline(c) && !is_number(t, p) && p + 1 < end && is_letter(t, p + 1))
-            return run(t, p + 1, end, is_letter) - p;
+        const Test word = marks ? is_letter_or_mark : is_letter;
+        const Test other = marks ? is_other_than_mark : is_other;
+        // With marks in the word class a mark may also be the optional prefix; the match
+        // ends at the same place either way.
+        if (word(t, p)) return run(t, p, end, word) - p;
+        if (!is_newline(c) && !is_letter(t, p) && !is_number(t, p) && p + 1 < end && word(t, p + 1))
+            return run(t, p + 1, end, word) - p;
         if (is_number(t, p)) return run(t, p, end, is_number, max_digits) - p;
         const size_t q = p + (c == ' ' ? 1 : 0);
-        if (q < end && is_other(t, q)) {
-            size_t r = run(t, q, end, is_other);
+        if (q < end && other(t, q)) {
+            size_t r = run(t, q, end, other);
             while (r < end && tail.find(static_cast<char32_t>(t.cps[r])) != tail.npos) ++r;
             return r - p;
         }
@@ -320,6 +332,7 @@ const std::vector<Family>& families() {
         t.push_back(
             {{"qwen2", "deepseek-r1-qwen", "stablelm2", "hunyuan", "megrez", "grok-2", "kormo"},
              {{qwen2}}});
+        t.push_back({{"qwen35"}, {{Llama3Pattern{.max_digits = 1, .marks = true}}}});
         t.push_back({{"ufakzeka"}, {{Llama3Pattern{.contractions = false, .max_digits = 1}}}});
         t.push_back({{"seed-coder"}, {{Llama3Pattern{.max_digits = 1, .tail = U""}}}});
         t.push_back({{"minicpm5"},

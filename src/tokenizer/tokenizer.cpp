@@ -81,6 +81,7 @@ constexpr std::string_view k_end_of_generation_texts[] = {
     "<|im_end|>",
     "<|end|>",
     "<end_of_turn>",
+    "</s>",
     "<|endoftext|>",
     "<|eom_id|>",
     "<|end_of_text|>",
@@ -204,6 +205,14 @@ Tokenizer Tokenizer::from_metadata(const GgufMetadata& metadata) {
         if (id < 0) continue;
         t.end_of_generation[static_cast<size_t>(id)] = 1;
         t.types[static_cast<size_t>(id)] = k_type_control;
+    }
+
+    // gpt-oss (harmony): <|end|> closes a message, not the generation, when <|return|> and
+    // <|call|> exist; its text is then printed like a user-defined token's.
+    if (const int32_t end = t.find("<|end|>");
+        end >= 0 && t.find("<|return|>") >= 0 && t.find("<|call|>") >= 0) {
+        t.end_of_generation[static_cast<size_t>(end)] = 0;
+        t.types[static_cast<size_t>(end)] = k_type_user_defined;
     }
 
     for (size_t i = 0; i < n; ++i) {

@@ -31,8 +31,11 @@ class Tokenizer {
     ~Tokenizer();
 
     // Token ids of `text`. add_special: BOS / EOS (and BERT's CLS / SEP) as the metadata's
-    // add_bos_token / add_eos_token say. parse_special: text of control and user-defined
-    // tokens ("<start_of_turn>") becomes those tokens; otherwise it is tokenized as text.
+    // add_bos_token / add_eos_token say. parse_special: text of control tokens
+    // ("<start_of_turn>") becomes those tokens; otherwise it is tokenized as text. The text of
+    // user-defined tokens always becomes those tokens, as in llama.cpp and Hugging Face
+    // tokenizers. Longer special tokens are matched first. Ids equal llama.cpp's
+    // llama_tokenize(add_special, parse_special) for the same metadata.
     std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special) const;
 
     // The bytes a token stands for (byte tokens as their byte, "▁" as a space...). Control
