@@ -10,6 +10,7 @@
 #include "edgeq/core/error.h"
 #include "edgeq/runtime/engine.h"
 #include "edgeq/runtime/sampler.h"
+#include "edgeq/runtime/stop-strings.h"
 #include "edgeq/tokenizer/tokenizer.h"
 
 namespace edgeq::cli {
@@ -45,6 +46,8 @@ struct RunArgs {
     SessionOptions session;
     SamplingParams sampling;
     bool no_bos = false;
+    std::vector<std::string> stops;
+    std::string cache_type = "f16";
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -57,6 +60,8 @@ void run(const RunArgs& args) {
     std::vector<int32_t> prompt = tok.encode(args.prompt, !args.no_bos, true);
     if (prompt.empty()) fail("the prompt has no tokens");
     SessionOptions options = args.session;
+    options.kv_q8_0 = args.cache_type == "q8_0";
+    options.kv_f32 = args.cache_type == "f32";
     if (options.n_ctx <= 0) options.n_ctx = model->n_ctx_train();
     options.n_ctx = std::min(options.n_ctx, model->n_ctx_train());
     Session session(*model, options);
@@ -64,6 +69,7 @@ void run(const RunArgs& args) {
     for (int32_t id : prompt) sampler.accept(id);
 
     StreamDecoder out(tok);
+    StopStrings stops(args.stops);
     std::fputs(args.prompt.c_str(), stdout);
     std::fflush(stdout);
     const auto t_prompt = std::chrono::steady_clock::now();
@@ -78,12 +84,16 @@ void run(const RunArgs& args) {
         if (tok.is_end_of_generation(id)) break;
         sampler.accept(id);
         ++n_generated;
-        std::fputs(out.push(id).c_str(), stdout);
+        std::fputs(stops.push(out.push(id)).c_str(), stdout);
         std::fflush(stdout);
+        if (stops.stopped()) break;
         if (args.n_predict >= 0 && n_generated >= args.n_predict) break;
         logits = session.decode(std::span<const int32_t>(&id, 1));
     }
-    std::fputs(out.flush().c_str(), stdout);
+    if (!stops.stopped()) {
+        const std::string rest = stops.push(out.flush());
+        std::fputs((rest + stops.flush()).c_str(), stdout);
+    }
     std::fputs("\n", stdout);
     std::fflush(stdout);
     const double gen_s = seconds_since(t_gen);
@@ -106,6 +116,11 @@ void add_run(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("-t,--threads", args->session.n_threads, "Threads (default: all)");
     cmd->add_flag("--no-bos", args->no_bos, "Do not add the BOS token");
+    cmd->add_option("--stop", args->stops,
+                    "Stop when the continuation contains this text (repeatable)");
+    cmd->add_option("--cache-type", args->cache_type, "KV cache type (f16, q8_0 or f32)")
+        ->check(CLI::IsMember({"f16", "q8_0", "f32"}))
+        ->capture_default_str();
     add_sampling_flags(*cmd, args->sampling);
     cmd->callback([args] { run(*args); });
 }
