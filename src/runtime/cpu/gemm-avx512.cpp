@@ -391,8 +391,11 @@ void run_panel(const uint8_t* panel, const GemmActs& a, int64_t group, int n_act
 
 template <typename D>
 const GemmKernel* kernel_of() {
-    static const GemmKernel kernel = {D::sub_block, D::offset, D::has_min, decode_panel<D>,
-                                      run_panel<D>};
+    // Against the dot products: 32-value types win from 4 rows on, the k-quants' costlier
+    // decoding pays from 8 rows (sub-blocks of 32) or 16 (sub-blocks of 16).
+    constexpr int64_t min_m = D::block_size == 32 ? 4 : D::sub_block == 32 ? 8 : 16;
+    static const GemmKernel kernel = {D::sub_block, D::offset,       D::has_min,
+                                      min_m,        decode_panel<D>, run_panel<D>};
     return &kernel;
 }
 

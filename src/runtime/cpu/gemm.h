@@ -1,4 +1,4 @@
-// The prompt-processing matmul (m >= k_gemm_min_m activation rows): weights decoded once per
+// The prompt-processing matmul (a few activation rows or more): weights decoded once per
 // call, a panel of k_gemm_rows rows at a time, into unsigned bytes interleaved four values per
 // row, so that one vpdpbusd multiplies four values of every row of the panel with four values
 // of one activation row (broadcast); a register tile of the panel's rows times a group of
@@ -18,12 +18,12 @@
 #include <vector>
 
 #include "edgeq/core/tensor.h"
+#include "edgeq/core/thread-pool.h"
 
 namespace edgeq::cpu {
 
 constexpr int k_gemm_rows = 16;  // weight rows per panel (one zmm of int32 lanes)
 constexpr int k_gemm_acts = 12;  // activation rows per group (the register tile's columns)
-constexpr int64_t k_gemm_min_m = 16;
 
 // Activations in the GEMM's layout, in groups of k_gemm_acts rows (the last group padded with
 // zero rows). Group g, sub-block s (of `sub_block` values), row c of the group:
@@ -54,6 +54,9 @@ struct GemmKernel {
     int sub_block;  // values per scale: 16 or 32
     int offset;     // subtracted from every u
     bool has_min;
+    // The fewest activation rows for which decoding the panels pays (below, the row-by-row
+    // dot products run): measured on Zen 4.
+    int64_t min_m;
     // Decodes rows [0, n_rows) (n_rows <= k_gemm_rows) of k values, row r at w + r * w_row,
     // into `panel` (gemm_panel_bytes(k, sub_block) bytes, 64-byte aligned).
     void (*decode)(const uint8_t* w, size_t w_row, int n_rows, int64_t k, uint8_t* panel);
@@ -66,7 +69,8 @@ struct GemmKernel {
 // Converts m quantized activation rows (activation_type(weight) rows of a_row bytes) into the
 // GEMM layout for `kernel`, held in `storage` (grown when too small).
 GemmActs gemm_prepare_acts(GgmlType act, const uint8_t* a, size_t a_row, int64_t m, int64_t k,
-                           const GemmKernel& kernel, std::vector<uint8_t>& storage);
+                           const GemmKernel& kernel, std::vector<uint8_t>& storage,
+                           ThreadPool& pool);
 
 // The first 64-byte aligned address of `buffer`, grown to hold `bytes` past it.
 uint8_t* aligned_scratch(std::vector<uint8_t>& buffer, size_t bytes);

@@ -80,7 +80,8 @@ void quantize_with(Isa isa, GgmlType act, const float* x, void* dst, int64_t n) 
 void gemm_matmul(const GemmKernel& kernel, GgmlType act, const uint8_t* w, size_t w_row,
                  int64_t n_out, int64_t k, const uint8_t* a, size_t a_row, int64_t m, float* y,
                  ThreadPool& pool, MatmulScratch& scratch) {
-    const GemmActs acts = gemm_prepare_acts(act, a, a_row, m, k, kernel, scratch.gemm_activations);
+    const GemmActs acts =
+        gemm_prepare_acts(act, a, a_row, m, k, kernel, scratch.gemm_activations, pool);
     const size_t panel_bytes = gemm_panel_bytes(k, kernel.sub_block);
     const auto n_threads = static_cast<size_t>(pool.size());
     if (scratch.gemm_panels.size() < n_threads) scratch.gemm_panels.resize(n_threads);
@@ -192,9 +193,9 @@ void matmul(GgmlType type, const void* w, int64_t n_out, int64_t k, const float*
     const auto* wb = static_cast<const uint8_t*>(w);
     const size_t w_row = row_size(type, k);
     const int64_t n_threads = pool.size();
-    if (m >= k_gemm_min_m) {
+    if (m > 1) {
         const GemmKernel* gemm = pick_type(isa, &KernelTable::gemm, type);
-        if (gemm != nullptr) {
+        if (gemm != nullptr && m >= gemm->min_m) {
             gemm_matmul(*gemm, act, wb, w_row, n_out, k, a, a_row, m, y, pool, scratch);
             return;
         }

@@ -15,8 +15,8 @@
 //     Q8_K block (float scale, 256 int8, sums of each 16).
 //   - F32 for F32, F16 and BF16 weights (the activations are used as they are).
 // Each weight type has a scalar reference dot product; the common types have AVX2 and
-// AVX-512 (VNNI) variants, chosen from active_isa() (EDGEQ_ISA forces one). With 16 or more
-// activation rows, AVX-512 VNNI runs most quantized types as a GEMM on weights decoded once
+// AVX-512 (VNNI) variants, chosen from active_isa() (EDGEQ_ISA forces one). With a few
+// activation rows or more, AVX-512 VNNI runs most quantized types as a GEMM on weights decoded once
 // per call (src/runtime/cpu/gemm.h). For a given ISA and m, results do not depend on the
 // number of threads.
 #pragma once

@@ -1,6 +1,6 @@
-// The prompt-processing GEMM (m >= 16 activation rows on AVX-512 VNNI) against the scalar
-// reference dot product of every (activation row, weight row) pair: the integer parts are the
-// same, so they differ only by float rounding, bounded by the number of sub-block terms.
+// The prompt-processing GEMM (from 4 to 16 activation rows on, per type, on AVX-512 VNNI) against
+// the scalar reference dot product of every (activation row, weight row) pair: the integer parts
+// are the same, so they differ only by float rounding, bounded by the number of sub-block terms.
 #include <gtest/gtest.h>
 
 #include <cfloat>
@@ -29,7 +29,7 @@ struct Shape {
 
 std::vector<Shape> shapes() {
     std::vector<Shape> s;
-    for (int64_t m : {16, 17, 31, 64, 100}) {
+    for (int64_t m : {4, 9, 16, 17, 31, 64, 100}) {
         for (int64_t n_out : {1, 7, 33, 50}) {
             for (int64_t n_blocks : {1, 3}) s.push_back({m, n_out, n_blocks});
         }
