@@ -416,7 +416,7 @@ void run_tile_k(const uint8_t* panel, const GemmActs& a, int64_t group, int n_ac
             if constexpr (has_min) {
                 const __m512 mn = _mm512_load_ps(pm);
                 for (int c = 0; c < NA; ++c)
-                    sb[c] = _mm512_fmadd_ps(mn, _mm512_set1_ps(as[c]), sb[c]);
+                    facc[c] = _mm512_fmadd_ps(mn, _mm512_set1_ps(as[c]), facc[c]);
                 pm += k_gemm_rows;
             }
             ps += k_gemm_rows;

@@ -80,9 +80,7 @@ GemmActs gemm_prepare_acts(GgmlType act, const uint8_t* a, size_t a_row, int64_t
                         std::memcpy(qs + (s * sb + j) * A + 4 * c, q + j, 4);
                     d[s * A + c] = scale;
                     corr[s * A + c] = -kernel.offset * sum;
-                    // Q8_K's scale is the super-block's: the kernels apply it per super-block.
-                    dsum[s * A + c] = act == GgmlType::Q8_0 ? scale * static_cast<float>(sum)
-                                                            : static_cast<float>(sum);
+                    dsum[s * A + c] = scale * static_cast<float>(sum);
                 }
             }
         }

@@ -31,8 +31,7 @@ constexpr int k_gemm_acts = 12;  // activation rows per group (the register tile
 //         qs[g * k * A + j * A + 4 * c]   (A = k_gemm_acts)
 //   d:    the activation scale of the sub-block: d[(g * n_sub + s) * A + c]
 //   corr: -offset * (sum of the sub-block's quants), the integer accumulator's start
-//   dsum: d * (sum of the sub-block's quants), for the types with a minimum; on Q8_K
-//         activations (one d per 256 values), the sum alone: the kernels apply d per 256
+//   dsum: d * (sum of the sub-block's quants), for the types with a minimum
 struct GemmActs {
     const int8_t* qs = nullptr;
     const float* d = nullptr;
