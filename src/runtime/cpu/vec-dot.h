@@ -53,7 +53,8 @@ const KernelTable& scalar_kernels();
 const KernelTable* avx2_kernels();
 const KernelTable* avx512_kernels();
 
-// Fills in the AVX-512 VNNI GEMM kernels (gemm-avx512.cpp).
+// Fill in the GEMM kernels (gemm-avx2.cpp, gemm-avx512.cpp).
+void add_avx2_gemm(KernelTable& t);
 void add_avx512_gemm(KernelTable& t);
 
 inline size_t type_index(GgmlType t) {
