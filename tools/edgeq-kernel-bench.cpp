@@ -4,7 +4,9 @@
 //
 //   edgeq-kernel-bench                                  # Q4_0 Q8_0 Q4_K Q6_K Q5_0, every ISA
 //   edgeq-kernel-bench --types q4_k --isa avx512 -m 1,512 --shape 5632x2048 -t 2
+//   edgeq-kernel-bench --model tinyllama-Q4_0.gguf --prompt 512 -t 1   # a whole prompt
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -18,6 +20,7 @@
 #include "edgeq/quant/dtype.h"
 #include "edgeq/quant/quantize.h"
 #include "edgeq/runtime/cpu/matmul.h"
+#include "edgeq/runtime/engine.h"
 
 namespace {
 
@@ -38,6 +41,9 @@ struct Args {
     std::vector<std::string> shapes = {"2048x2048", "5632x2048"};
     int threads = 2;
     double min_seconds = 0.3;
+    std::string model;  // set: time a prompt through the engine instead
+    int prompt = 512;
+    int reps = 2;
 };
 
 Isa parse_isa(const std::string& s) {
@@ -119,6 +125,33 @@ void run(const Args& args) {
     }
 }
 
+// A prompt of args.prompt token ids (fixed pseudo-random ones) through a Session, as
+// llama-bench -p times it: the best of args.reps runs, wall and CPU time.
+void run_prompt(const Args& args) {
+    const auto model = LoadedModel::load(args.model);
+    SessionOptions options;
+    options.n_ctx = args.prompt;
+    options.n_batch = args.prompt;
+    options.n_threads = args.threads;
+    Session session(*model, options);
+    std::mt19937 rng(1234);
+    std::uniform_int_distribution<int32_t> id(1, model->n_vocab() - 1);
+    std::vector<int32_t> ids(static_cast<size_t>(args.prompt));
+    for (int32_t& t : ids) t = id(rng);
+    double best = 1e30, best_cpu = 1e30;
+    for (int r = 0; r < args.reps; ++r) {
+        session.reset();
+        const auto start = std::chrono::steady_clock::now();
+        const double cpu_start = cpu_seconds();
+        session.decode(ids);
+        best = std::min(
+            best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        best_cpu = std::min(best_cpu, cpu_seconds() - cpu_start);
+    }
+    std::printf("prompt of %d tokens, %d threads: %.1f ms, %.2f tokens/s, %.2f tokens per CPU s\n",
+                args.prompt, args.threads, best * 1e3, args.prompt / best, args.prompt / best_cpu);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -132,8 +165,15 @@ int main(int argc, char** argv) {
     app.add_option("--shape", args.shapes, "N_OUTxK (default 2048x2048,5632x2048)")->delimiter(',');
     app.add_option("-t,--threads", args.threads, "Threads (default 2)");
     app.add_option("--min-seconds", args.min_seconds, "Time per measurement (default 0.3)");
+    app.add_option("--model", args.model, "Time a prompt through this GGUF model instead");
+    app.add_option("--prompt", args.prompt, "Prompt tokens with --model (default 512)");
+    app.add_option("--reps", args.reps, "Prompt runs with --model, best kept (default 2)");
     CLI11_PARSE(app, argc, argv);
     try {
+        if (!args.model.empty()) {
+            run_prompt(args);
+            return 0;
+        }
         run(args);
     } catch (const edgeq::Error& e) {
         std::fprintf(stderr, "edgeq-kernel-bench: error: %s\n", e.what());

@@ -10,6 +10,7 @@
 #include "../../quant/blocks.h"
 #include "edgeq/core/error.h"
 #include "edgeq/quant/dtype.h"
+#include "gemm.h"
 #include "vec-dot.h"
 
 namespace edgeq::cpu {
@@ -72,6 +73,35 @@ void quantize_with(Isa isa, GgmlType act, const float* x, void* dst, int64_t n) 
         default:
             fail("quantize_activations: {} is not an activation type", dtype(act).name);
     }
+}
+
+// Prompt processing on decoded weight panels (gemm.h): each thread decodes a panel of rows
+// into its own buffer, then runs every activation group against it.
+void gemm_matmul(const GemmKernel& kernel, GgmlType act, const uint8_t* w, size_t w_row,
+                 int64_t n_out, int64_t k, const uint8_t* a, size_t a_row, int64_t m, float* y,
+                 ThreadPool& pool, MatmulScratch& scratch) {
+    const GemmActs acts =
+        gemm_prepare_acts(act, a, a_row, m, k, kernel, scratch.gemm_activations, pool);
+    const size_t panel_bytes = gemm_panel_bytes(k, kernel.sub_block);
+    const auto n_threads = static_cast<size_t>(pool.size());
+    if (scratch.gemm_panels.size() < n_threads) scratch.gemm_panels.resize(n_threads);
+    for (size_t t = 0; t < n_threads; ++t) aligned_scratch(scratch.gemm_panels[t], panel_bytes);
+    const int64_t n_panels = (n_out + k_gemm_rows - 1) / k_gemm_rows;
+    const int64_t n_groups = (m + k_gemm_acts - 1) / k_gemm_acts;
+    pool.parallel_for(n_panels, 1, [&](int64_t begin, int64_t end, int thread) {
+        uint8_t* panel =
+            aligned_scratch(scratch.gemm_panels[static_cast<size_t>(thread)], panel_bytes);
+        for (int64_t p = begin; p < end; ++p) {
+            const int64_t r0 = p * k_gemm_rows;
+            const int n_rows = static_cast<int>(std::min<int64_t>(k_gemm_rows, n_out - r0));
+            kernel.decode(w + static_cast<size_t>(r0) * w_row, w_row, n_rows, k, panel);
+            for (int64_t g = 0; g < n_groups; ++g) {
+                const int n_acts =
+                    static_cast<int>(std::min<int64_t>(k_gemm_acts, m - g * k_gemm_acts));
+                kernel.run(panel, acts, g, n_acts, y + g * k_gemm_acts * n_out + r0, n_out, n_rows);
+            }
+        }
+    });
 }
 
 }  // namespace
@@ -163,6 +193,13 @@ void matmul(GgmlType type, const void* w, int64_t n_out, int64_t k, const float*
     const auto* wb = static_cast<const uint8_t*>(w);
     const size_t w_row = row_size(type, k);
     const int64_t n_threads = pool.size();
+    if (m > 1) {
+        const GemmKernel* gemm = pick_type(isa, &KernelTable::gemm, type);
+        if (gemm != nullptr && m >= gemm->min_m) {
+            gemm_matmul(*gemm, act, wb, w_row, n_out, k, a, a_row, m, y, pool, scratch);
+            return;
+        }
+    }
     if (m == 1) {
         // Bound by memory bandwidth: each weight row is read once; chunks small enough that
         // every thread gets several.

@@ -9,7 +9,11 @@ namespace edgeq::cpu {
 const KernelTable* avx2_kernels() {
     const CpuFeatures& f = cpu_features();
     if (!(f.avx2 && f.fma && f.f16c)) return nullptr;
-    static const KernelTable table = make_x86_table();
+    static const KernelTable table = [] {
+        KernelTable t = make_x86_table();
+        add_avx2_gemm(t);
+        return t;
+    }();
     return &table;
 }
 

@@ -11,7 +11,11 @@ const KernelTable* avx512_kernels() {
     const CpuFeatures& f = cpu_features();
     if (!(f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni))
         return nullptr;
-    static const KernelTable table = make_x86_table();
+    static const KernelTable table = [] {
+        KernelTable t = make_x86_table();
+        add_avx512_gemm(t);
+        return t;
+    }();
     return &table;
 }
 

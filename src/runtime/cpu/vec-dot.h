@@ -37,11 +37,14 @@ using ActQuantFn = void (*)(const float* x, void* dst, int64_t n);
 
 constexpr size_t k_n_types = 64;  // GgmlType ids are below this
 
+struct GemmKernel;  // gemm.h
+
 struct KernelTable {
     std::array<VecDotFn, k_n_types> dot{};
     std::array<MultiDotFn, k_n_types> multi_dot{};
-    ActQuantFn quantize_q8 = nullptr;    // ActBlockQ8 rows
-    ActQuantFn quantize_q8_k = nullptr;  // BlockQ8_K rows
+    std::array<const GemmKernel*, k_n_types> gemm{};  // prompt processing (gemm.h)
+    ActQuantFn quantize_q8 = nullptr;                 // ActBlockQ8 rows
+    ActQuantFn quantize_q8_k = nullptr;               // BlockQ8_K rows
 };
 
 const KernelTable& scalar_kernels();
@@ -49,6 +52,10 @@ const KernelTable& scalar_kernels();
 // own (the caller falls back to the scalar one).
 const KernelTable* avx2_kernels();
 const KernelTable* avx512_kernels();
+
+// Fill in the GEMM kernels (gemm-avx2.cpp, gemm-avx512.cpp).
+void add_avx2_gemm(KernelTable& t);
+void add_avx512_gemm(KernelTable& t);
 
 inline size_t type_index(GgmlType t) {
     return static_cast<size_t>(t);

@@ -15,8 +15,10 @@
 //     Q8_K block (float scale, 256 int8, sums of each 16).
 //   - F32 for F32, F16 and BF16 weights (the activations are used as they are).
 // Each weight type has a scalar reference dot product; the common types have AVX2 and
-// AVX-512 (VNNI) variants, chosen from active_isa() (EDGEQ_ISA forces one). For a given ISA,
-// results do not depend on the number of threads.
+// AVX-512 (VNNI) variants, chosen from active_isa() (EDGEQ_ISA forces one). With a few
+// activation rows or more, AVX-512 VNNI runs most quantized types as a GEMM on weights decoded once
+// per call (src/runtime/cpu/gemm.h). For a given ISA and m, results do not depend on the
+// number of threads.
 #pragma once
 
 #include <cstddef>
@@ -51,6 +53,8 @@ VecDotFn vec_dot(GgmlType weight, Isa isa);
 // Buffers a matmul reuses between calls (quantized activations, tiles).
 struct MatmulScratch {
     std::vector<uint8_t> activations;
+    std::vector<uint8_t> gemm_activations;          // prompt processing: regrouped activations
+    std::vector<std::vector<uint8_t>> gemm_panels;  // and one decoded weight panel per thread
 };
 
 // y (m rows of n_out floats) = x (m rows of k floats) times the transpose of W (n_out rows of

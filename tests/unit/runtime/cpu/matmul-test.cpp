@@ -122,6 +122,18 @@ TEST(MatmulScratchTest, ReusedWithoutGrowing) {
     matmul(GgmlType::Q4_K, w.data(), 8, k, x.data(), 4, y.data(), pool, scratch);
     EXPECT_EQ(scratch.activations.data(), data);
     EXPECT_EQ(scratch.activations.capacity(), capacity);
+
+    // The prompt-processing buffers (decoded panels, regrouped activations) likewise.
+    const std::vector<float> x64 = random.normal(64 * k);
+    std::vector<float> y64(64 * 8);
+    matmul(GgmlType::Q4_K, w.data(), 8, k, x64.data(), 64, y64.data(), pool, scratch);
+    const uint8_t* acts = scratch.gemm_activations.data();
+    std::vector<const uint8_t*> panels;
+    for (const auto& p : scratch.gemm_panels) panels.push_back(p.data());
+    matmul(GgmlType::Q4_K, w.data(), 8, k, x64.data(), 20, y64.data(), pool, scratch);
+    matmul(GgmlType::Q4_K, w.data(), 8, k, x64.data(), 64, y64.data(), pool, scratch);
+    EXPECT_EQ(scratch.gemm_activations.data(), acts);
+    for (size_t t = 0; t < panels.size(); ++t) EXPECT_EQ(scratch.gemm_panels[t].data(), panels[t]);
 }
 
 }  // namespace
