@@ -2,7 +2,8 @@
 # The main job, for now: convert the bundled Gemma 3 test checkpoint to GGUF (F16, and
 # Q8_0 in one pass), make a Llama-shaped model with random weights (167 M parameters, the
 # Llama tokenizer when ../shared/data is present), look inside it, quantize it to Q4_K_M and
-# look at the result; requantize Gemma 3 270M to Q4_0, run and bench both. Expects scripts/setup.sh to have run. Files go to out/demo/.
+# look at the result; requantize Gemma 3 270M to Q4_0, run and bench both. Expects
+# scripts/setup.sh to have run. Files go to out/demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out/demo}
