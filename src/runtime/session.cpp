@@ -64,6 +64,12 @@ struct Session::Impl {
     RopeParams rope_global, rope_local;
     std::vector<float> cos_global, sin_global, cos_local, sin_local;  // n_batch x n_rot/2
     std::vector<cpu::AttentionScratch> attention_scratch;             // one per thread
+    // Prompts: query tokens per attention block. One token: its positions are split into
+    // parts of k_attention_split, n_head_kv x max_parts of them.
+    static constexpr int32_t k_attention_split = 256;
+    int32_t attention_block_tokens = 1;
+    size_t max_parts = 0;
+    std::vector<cpu::AttentionPart> attention_parts;
 
     // Results of the last decode().
     std::vector<float> logits;  // n_vocab, or n_tokens x n_vocab with all_logits
@@ -122,8 +128,12 @@ Session::Impl::Impl(const LoadedModel& loaded, const SessionOptions& opts)
     cos_local.resize(b * half);
     sin_local.resize(b * half);
     const int32_t group = s.n_head / s.n_head_kv;
+    attention_block_tokens = std::clamp(64 / group, 1, n_batch);
     for (int t = 0; t < pool.size(); ++t)
-        attention_scratch.emplace_back(group, s.head_dim_k, s.head_dim_v);
+        attention_scratch.emplace_back(attention_block_tokens * group, s.head_dim_k, s.head_dim_v);
+    max_parts = as_size(n_ctx / k_attention_split + 1);
+    attention_parts.assign(max_parts * as_size(s.n_head_kv),
+                           cpu::AttentionPart(group, s.head_dim_v));
 
     logits.resize(as_size(s.n_vocab));
     hidden_sum.resize(as_size(s.n_embd));
@@ -141,26 +151,73 @@ void Session::Impl::attention(int32_t il, int32_t n) {
                              as_size(s.n_head_kv) * k_row_bytes, k_row_bytes, s.head_dim_k};
     const cpu::KvRows v_rows{kv_type, v_cache[as_size(il)].data(),
                              as_size(s.n_head_kv) * v_row_bytes, v_row_bytes, s.head_dim_v};
+    const int32_t window = local ? s.sliding_window : 0;
+    const size_t q_head = as_size(group) * as_size(s.head_dim_k);
+    const size_t out_head = as_size(group) * as_size(s.head_dim_v);
+    if (n == 1) {
+        // One query: its positions split into parts at fixed multiples of k_attention_split (not
+        // by thread count, so the result is the same on any number of threads), then merged.
+        const int32_t pos = n_past;
+        const int32_t first = window > 0 ? std::max(0, pos - window + 1) : 0;
+        const int32_t c0 = first / k_attention_split;
+        const int32_t n_parts = pos / k_attention_split - c0 + 1;
+        struct Job {
+            const cpu::KvRows* k;
+            const cpu::KvRows* v;
+            int32_t group, window, pos, c0, n_parts;
+        } job{&k_rows, &v_rows, group, window, pos, c0, n_parts};
+        pool.parallel_for(
+            int64_t{n_parts} * s.n_head_kv, 1, [this, &job](int64_t begin, int64_t end, int t) {
+                for (int64_t unit = begin; unit < end; ++unit) {
+                    const int32_t g = static_cast<int32_t>(unit / job.n_parts);
+                    const int32_t c = static_cast<int32_t>(unit % job.n_parts);
+                    const cpu::QueryBlock b{
+                        q.data() + as_size(g) * as_size(job.group) * as_size(spec.head_dim_k),
+                        0,
+                        1,
+                        job.group,
+                        job.pos,
+                        job.window};
+                    const int32_t lo = (job.c0 + c) * k_attention_split;
+                    cpu::attend_part(b, *job.k, *job.v, g, spec.attn_scale, spec.attn_softcap, lo,
+                                     lo + k_attention_split,
+                                     attention_parts[as_size(g) * max_parts + as_size(c)],
+                                     attention_scratch[as_size(t)]);
+                }
+            });
+        for (int32_t g = 0; g < s.n_head_kv; ++g)
+            cpu::attention_merge(&attention_parts[as_size(g) * max_parts], n_parts, 1, group,
+                                 s.head_dim_v, attn.data() + as_size(g) * out_head, 0);
+        return;
+    }
+    // Blocks of attention_block_tokens queries per KV head: every tile of keys and values is
+    // converted once for all of a block's rows.
+    const int32_t n_blocks = (n + attention_block_tokens - 1) / attention_block_tokens;
     struct Job {
         const cpu::KvRows* k;
         const cpu::KvRows* v;
-        int32_t group, n_head_kv, first_pos, window;
-    } job{&k_rows, &v_rows, group, s.n_head_kv, n_past, local ? s.sliding_window : 0};
-    // Two pointers of capture: std::function keeps them inline, without allocating.
-    pool.parallel_for(int64_t{n} * s.n_head_kv, 1, [this, &job](int64_t begin, int64_t end, int t) {
-        for (int64_t unit = begin; unit < end; ++unit) {
-            const int32_t i = static_cast<int32_t>(unit / job.n_head_kv);
-            const int32_t g = static_cast<int32_t>(unit % job.n_head_kv);
-            const int32_t pos = job.first_pos + i;
-            const int32_t first = job.window > 0 ? std::max(0, pos - job.window + 1) : 0;
-            const float* qi = q.data() + as_size(i) * as_size(n_q) +
-                              as_size(g) * as_size(job.group) * as_size(spec.head_dim_k);
-            float* out = attn.data() + as_size(i) * as_size(n_attn) +
-                         as_size(g) * as_size(job.group) * as_size(spec.head_dim_v);
-            cpu::attend(qi, job.group, *job.k, *job.v, g, first, pos + 1, spec.attn_scale,
-                        spec.attn_softcap, out, attention_scratch[as_size(t)]);
-        }
-    });
+        int32_t group, n_head_kv, n, window;
+        size_t q_head, out_head;
+    } job{&k_rows, &v_rows, group, s.n_head_kv, n, window, q_head, out_head};
+    pool.parallel_for(
+        int64_t{n_blocks} * s.n_head_kv, 1, [this, &job](int64_t begin, int64_t end, int t) {
+            for (int64_t unit = begin; unit < end; ++unit) {
+                const int32_t blk = static_cast<int32_t>(unit / job.n_head_kv);
+                const int32_t g = static_cast<int32_t>(unit % job.n_head_kv);
+                const int32_t i0 = blk * attention_block_tokens;
+                const int32_t n_tok = std::min(attention_block_tokens, job.n - i0);
+                const cpu::QueryBlock b{
+                    q.data() + as_size(i0) * as_size(n_q) + as_size(g) * job.q_head,
+                    as_size(n_q),
+                    n_tok,
+                    job.group,
+                    n_past + i0,
+                    job.window};
+                cpu::attend(b, *job.k, *job.v, g, spec.attn_scale, spec.attn_softcap,
+                            attn.data() + as_size(i0) * as_size(n_attn) + as_size(g) * job.out_head,
+                            as_size(n_attn), attention_scratch[as_size(t)]);
+            }
+        });
 }
 
 void Session::Impl::layer(int32_t il, int32_t n) {

@@ -3,9 +3,13 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ops-kernels.h"
+
 namespace edgeq::cpu {
 
-void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
+namespace {
+
+void rms_norm_scalar(const float* x, const float* w, float* y, int64_t n, float eps) {
     double sum = 0;
     for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
     const float r = static_cast<float>(1.0 / std::sqrt(sum / static_cast<double>(n) + eps));
@@ -15,6 +19,8 @@ void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
         for (int64_t i = 0; i < n; ++i) y[i] = x[i] * r * w[i];
     }
 }
+
+}  // namespace
 
 void rope_cos_sin(const RopeParams& params, int32_t n_rot, int32_t pos, float* cos, float* sin) {
     const int32_t half = n_rot / 2;
@@ -52,7 +58,10 @@ float gelu_tanh(float x) {
     return 0.5f * x * (1.0f + std::tanh(k_sqrt_2_over_pi * (x + 0.044715f * x * x * x)));
 }
 
-void gated_activation(Activation act, const float* gate, const float* up, float* out, int64_t n) {
+namespace {
+
+void gated_activation_scalar(Activation act, const float* gate, const float* up, float* out,
+                             int64_t n) {
     if (act == Activation::silu) {
         for (int64_t i = 0; i < n; ++i) out[i] = silu(gate[i]) * up[i];
     } else {
@@ -60,9 +69,47 @@ void gated_activation(Activation act, const float* gate, const float* up, float*
     }
 }
 
-void soft_cap(float* x, int64_t n, float cap) {
+void soft_cap_scalar(float* x, int64_t n, float cap) {
     const float inv = 1.0f / cap;
     for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] * inv);
+}
+
+void exp_row_scalar(const float* x, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
+}
+
+}  // namespace
+
+const OpsKernels& ops_for(Isa isa) {
+    static const OpsKernels scalar = [] {
+        OpsKernels k;
+        k.exp_row = exp_row_scalar;
+        k.rms_norm = rms_norm_scalar;
+        k.gated_activation = gated_activation_scalar;
+        k.soft_cap = soft_cap_scalar;
+        return k;
+    }();
+    const OpsKernels* t = isa == Isa::avx512 ? avx512_ops()
+                          : isa == Isa::avx2 ? avx2_ops()
+                                             : nullptr;
+    return t != nullptr ? *t : scalar;
+}
+
+void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps, Isa isa) {
+    ops_for(isa).rms_norm(x, w, y, n, eps);
+}
+
+void gated_activation(Activation act, const float* gate, const float* up, float* out, int64_t n,
+                      Isa isa) {
+    ops_for(isa).gated_activation(act, gate, up, out, n);
+}
+
+void soft_cap(float* x, int64_t n, float cap, Isa isa) {
+    ops_for(isa).soft_cap(x, n, cap);
+}
+
+void exp_row(const float* x, float* y, int64_t n, Isa isa) {
+    ops_for(isa).exp_row(x, y, n);
 }
 
 void softmax(float* x, int64_t n) {
