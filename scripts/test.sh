@@ -42,11 +42,16 @@ for fuzzer in build-fuzz/*-fuzz; do
   mkdir -p "$corpus"
   cp -n tests/fuzz/corpus/"$name"/* "$corpus"/ 2>/dev/null || true
   echo "fuzzing $name"
+  # libFuzzer exits non-zero when an input crashes, leaks, times out or trips a sanitizer,
+  # and writes that input under build-fuzz/artifacts-<name>/.
+  mkdir -p "build-fuzz/artifacts-$name"
+  status=0
   "$fuzzer" -max_total_time="$FUZZ_SECONDS" -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1 \
-    "$corpus" 2>&1 | grep -E "^(stat::number_of_executed_units|Done|ERROR|SUMMARY)" || true
-  # libFuzzer writes crash-*/leak-*/timeout-* files on failure.
-  if ls crash-* leak-* timeout-* oom-* >/dev/null 2>&1; then
-    echo "fuzz target $name failed: $(ls crash-* leak-* timeout-* oom-* 2>/dev/null)"
+    -artifact_prefix="build-fuzz/artifacts-$name/" "$corpus" >"build-fuzz/$name.log" 2>&1 || status=$?
+  grep -E "^(stat::number_of_executed_units|Done|ERROR|SUMMARY)" "build-fuzz/$name.log" || true
+  if [ "$status" -ne 0 ]; then
+    echo "fuzz target $name failed (exit $status): $(ls "build-fuzz/artifacts-$name")"
+    tail -40 "build-fuzz/$name.log"
     exit 1
   fi
 done

@@ -232,6 +232,20 @@ void GgufFile::parse_all() {
     const uint64_t pos = in.offset();
     data_offset_ = (pos + alignment_ - 1) / alignment_ * alignment_;
     const uint64_t data_size = bytes_.size() > data_offset_ ? bytes_.size() - data_offset_ : 0;
+    // The converters and kernels read F32 and F16 values (and blocks holding them) in place:
+    // tensor data must start on a 4-byte boundary. Every writer's alignment (32 by default)
+    // gives that; only a general.alignment of 1 or 2 could break it.
+    for (const GgufTensorInfo& t : tensors_) {
+        const uint64_t address =
+            reinterpret_cast<uintptr_t>(bytes_.data()) + data_offset_ + t.offset;
+        if (address % 4 != 0) {
+            fail(
+                "{}: tensor '{}' data (offset {} in the data section at {}) does not start on a "
+                "4-byte "
+                "boundary; edgeq reads tensor data in place and needs it (general.alignment {})",
+                name_, t.name, t.offset, data_offset_, alignment_);
+        }
+    }
     std::vector<const GgufTensorInfo*> by_offset;
     by_offset.reserve(tensors_.size());
     for (const GgufTensorInfo& t : tensors_) {

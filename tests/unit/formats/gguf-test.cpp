@@ -248,6 +248,29 @@ TEST(Gguf, RefusesMalformedTensors) {
     }
 }
 
+TEST(Gguf, RefusesTensorDataOffFourByteBoundaries) {
+    // general.alignment 1 lets a tensor start anywhere; edgeq reads data in place and needs
+    // 4-byte boundaries (found by the fuzzer: a misaligned F16 read).
+    for (uint64_t want_mod : {0u, 1u, 2u, 3u}) {
+        Bytes b;
+        b.put<uint32_t>(0x46554747).put<uint32_t>(3).put<uint64_t>(1).put<uint64_t>(1);
+        b.str("general.alignment").put<uint32_t>(4).put<uint32_t>(1);
+        b.str("t").put<uint32_t>(1).put<uint64_t>(8).put<uint32_t>(1);  // 8 F16 values
+        const size_t offset_field = b.data.size();
+        b.put<uint64_t>(0);
+        const uint64_t start = b.data.size();  // alignment 1: the data section starts here
+        const uint64_t offset = (want_mod + 4 - start % 4) % 4;
+        std::memcpy(b.data.data() + offset_field, &offset, sizeof offset);
+        b.data.resize(b.data.size() + offset + 16, 0x3c);
+        ASSERT_EQ(reinterpret_cast<uintptr_t>(b.data.data()) % 8, 0u);
+        if (want_mod == 0) {
+            EXPECT_NO_THROW(GgufFile::parse(b.data, "bad.gguf"));
+        } else {
+            expect_error(b.data, "4-byte boundary");
+        }
+    }
+}
+
 TEST(GgufWriter, RoundTripsEveryValueTypeAndTensor) {
     testing::Random random;
     SCOPED_TRACE(random.trace());
