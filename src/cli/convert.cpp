@@ -26,11 +26,7 @@ struct ConvertArgs {
     std::string type = "f16";
     int threads = 0;
     std::string imatrix;
-    std::vector<std::string> tensor_types;
-    std::string output_tensor_type;
-    std::string token_embedding_type;
-    bool pure = false;
-    bool leave_output_tensor = false;
+    MixFlags mix;
     bool verbose = false;
 };
 
@@ -69,40 +65,13 @@ void add_convert(CLI::App& app) {
         "f32, f16 (default), bf16, q8_0, or any type or mix of edgeq quantize (Q4_K_M...)");
     cmd->add_option("-t,--threads", args->threads, "Threads (default: all)");
     cmd->add_option("--imatrix", args->imatrix, "Importance matrix for the quantized types");
-    cmd->add_option("--tensor-type", args->tensor_types,
-                    "REGEX=TYPE: tensors whose name matches get TYPE (repeatable)");
-    cmd->add_option("--output-tensor-type", args->output_tensor_type, "Type of output.weight");
-    cmd->add_option("--token-embedding-type", args->token_embedding_type,
-                    "Type of token_embd.weight");
-    cmd->add_flag("--pure", args->pure, "No per-tensor rules: the mix's type for every tensor");
-    cmd->add_flag("--leave-output-tensor", args->leave_output_tensor,
-                  "Keep output.weight as in the F16 file");
+    add_mix_flags(*cmd, args->mix, "Keep output.weight as in the F16 file");
     cmd->add_flag("-v,--verbose", args->verbose, "A line per tensor");
     cmd->callback([args] {
         const auto start = std::chrono::steady_clock::now();
         ExportOptions options;
-        options.mix = find_mix(args->type);
-        if (options.mix == nullptr) {
-            std::string names;
-            for (const QuantMix& m : all_mixes())
-                names += (names.empty() ? "" : ", ") + std::string(m.name);
-            fail("unknown type '{}' (expected one of: {})", args->type, names);
-        }
-        for (const std::string& spec : args->tensor_types) {
-            const size_t eq = spec.rfind('=');
-            if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
-                fail("--tensor-type '{}': expected REGEX=TYPE, e.g. attn_v=q8_0", spec);
-            }
-            options.mix_options.tensor_types.emplace_back(spec.substr(0, eq),
-                                                          parse_type(spec.substr(eq + 1)));
-        }
-        if (!args->output_tensor_type.empty())
-            options.mix_options.output_tensor_type = parse_type(args->output_tensor_type);
-        if (!args->token_embedding_type.empty()) {
-            options.mix_options.token_embedding_type = parse_type(args->token_embedding_type);
-        }
-        options.mix_options.pure = args->pure;
-        options.mix_options.leave_output_tensor = args->leave_output_tensor;
+        options.mix = &parse_mix(args->type);
+        options.mix_options = parse_mix_flags(args->mix);
         std::optional<Imatrix> imatrix;
         if (!args->imatrix.empty()) {
             imatrix = load_imatrix(args->imatrix);

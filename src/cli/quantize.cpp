@@ -20,21 +20,10 @@ struct QuantizeArgs {
     std::string type;
     int threads = 0;
     std::string imatrix;
-    std::vector<std::string> tensor_types;
-    std::string output_tensor_type;
-    std::string token_embedding_type;
-    bool pure = false;
-    bool leave_output_tensor = false;
+    MixFlags mix;
     bool dry_run = false;
     bool verbose = false;
 };
-
-std::string mix_names() {
-    std::string names;
-    for (const QuantMix& m : all_mixes())
-        names += (names.empty() ? "" : ", ") + std::string(m.name);
-    return names;
-}
 
 void print_report(const QuantizeArgs& args, const QuantMix& mix, const QuantizeReport& report,
                   double seconds) {
@@ -86,36 +75,14 @@ void add_quantize(CLI::App& app) {
     cmd->add_option("-t,--threads", args->threads, "Threads (default: all)");
     cmd->add_option("--imatrix", args->imatrix,
                     "Importance matrix (llama.cpp's GGUF or legacy .dat format)");
-    cmd->add_option("--tensor-type", args->tensor_types,
-                    "REGEX=TYPE: tensors whose name matches get TYPE (repeatable)");
-    cmd->add_option("--output-tensor-type", args->output_tensor_type, "Type of output.weight");
-    cmd->add_option("--token-embedding-type", args->token_embedding_type,
-                    "Type of token_embd.weight");
-    cmd->add_flag("--pure", args->pure, "No per-tensor rules: the mix's type for every tensor");
-    cmd->add_flag("--leave-output-tensor", args->leave_output_tensor,
-                  "Keep output.weight as it is");
+    add_mix_flags(*cmd, args->mix, "Keep output.weight as it is");
     cmd->add_flag("--dry-run", args->dry_run, "Print the plan and final size, write nothing");
     cmd->add_flag("-v,--verbose", args->verbose, "A line per tensor");
     cmd->callback([args] {
         const auto start = std::chrono::steady_clock::now();
         QuantizeFileOptions options;
-        options.mix = find_mix(args->type);
-        if (options.mix == nullptr)
-            fail("unknown type '{}' (expected one of: {})", args->type, mix_names());
-        for (const std::string& spec : args->tensor_types) {
-            const size_t eq = spec.rfind('=');
-            if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
-                fail("--tensor-type '{}': expected REGEX=TYPE, e.g. attn_v=q8_0", spec);
-            }
-            options.mix_options.tensor_types.emplace_back(spec.substr(0, eq),
-                                                          parse_type(spec.substr(eq + 1)));
-        }
-        if (!args->output_tensor_type.empty())
-            options.mix_options.output_tensor_type = parse_type(args->output_tensor_type);
-        if (!args->token_embedding_type.empty())
-            options.mix_options.token_embedding_type = parse_type(args->token_embedding_type);
-        options.mix_options.pure = args->pure;
-        options.mix_options.leave_output_tensor = args->leave_output_tensor;
+        options.mix = &parse_mix(args->type);
+        options.mix_options = parse_mix_flags(args->mix);
         options.dry_run = args->dry_run;
         options.verbose = args->verbose;
         std::optional<Imatrix> imatrix;
