@@ -6,6 +6,7 @@
 
 #include "chat-template-internal.h"
 #include "edgeq/core/error.h"
+#include "unicode.h"
 
 namespace edgeq::jinja {
 namespace {
@@ -31,24 +32,11 @@ struct Item {
     fail("chat template: line {}: {}", line, what);
 }
 
-// Python's "unicode-escape" decoding, as jinja2 applies it to string literals.
+// Python's "unicode-escape" decoding, as jinja2 applies it to string literals: a code point
+// UTF-8 cannot hold becomes U+FFFD.
 void append_utf8(std::string& out, uint32_t cp) {
-    if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) cp = 0xfffd;
-    if (cp < 0x80) {
-        out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-        out += static_cast<char>(0xc0 | (cp >> 6));
-        out += static_cast<char>(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-        out += static_cast<char>(0xe0 | (cp >> 12));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-        out += static_cast<char>(0x80 | (cp & 0x3f));
-    } else {
-        out += static_cast<char>(0xf0 | (cp >> 18));
-        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-        out += static_cast<char>(0x80 | (cp & 0x3f));
-    }
+    const bool encodable = cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff);
+    unicode::append_utf8(out, encodable ? cp : 0xfffd);
 }
 
 int hex_value(char c) {

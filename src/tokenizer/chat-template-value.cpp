@@ -6,6 +6,7 @@
 
 #include "chat-template-internal.h"
 #include "edgeq/core/error.h"
+#include "unicode.h"
 
 namespace edgeq::jinja {
 
@@ -126,24 +127,8 @@ std::vector<char32_t> code_points(std::string_view s) {
 
 std::string from_code_points(const char32_t* begin, const char32_t* end) {
     std::string out;
-    for (const char32_t* p = begin; p != end; ++p) {
-        const uint32_t cp = *p;
-        if (cp < 0x80) {
-            out += static_cast<char>(cp);
-        } else if (cp < 0x800) {
-            out += static_cast<char>(0xc0 | (cp >> 6));
-            out += static_cast<char>(0x80 | (cp & 0x3f));
-        } else if (cp < 0x10000) {
-            out += static_cast<char>(0xe0 | (cp >> 12));
-            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-            out += static_cast<char>(0x80 | (cp & 0x3f));
-        } else {
-            out += static_cast<char>(0xf0 | (cp >> 18));
-            out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-            out += static_cast<char>(0x80 | (cp & 0x3f));
-        }
-    }
+    for (const char32_t* p = begin; p != end; ++p)
+        unicode::append_utf8(out, static_cast<uint32_t>(*p));
     return out;
 }
 
