@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 #include "edgeq/core/error.h"
 #include "edgeq/core/temp-files.h"
@@ -204,11 +205,15 @@ LogitsFile LogitsFile::parse(std::span<const uint8_t> bytes, const std::string& 
     if (floor != k_log_prob_floor)
         fail("{}: header: log-probability floor {}, expected {}", name, floor, k_log_prob_floor);
     f.record_bytes_ = record_bytes;
-    const uint64_t expected = k_logits_header_bytes + f.n_records() * record_bytes;
+    // Compared by division first: a hostile header's product could overflow.
+    const uint64_t fit = (bytes.size() - k_logits_header_bytes) / record_bytes;
+    const uint64_t expected = fit < f.n_records()
+                                  ? std::numeric_limits<uint64_t>::max()
+                                  : k_logits_header_bytes + f.n_records() * record_bytes;
     if (bytes.size() != expected)
-        fail("{}: {} bytes, expected {} for {} chunks of {} positions ({})", name, bytes.size(),
-             expected, hd.n_chunks, n_scored,
-             bytes.size() < expected ? "the file is truncated" : "trailing bytes");
+        fail("{}: {} bytes, expected {:.0f} for {} chunks of {} positions ({})", name, bytes.size(),
+             k_logits_header_bytes + static_cast<double>(f.n_records()) * record_bytes, hd.n_chunks,
+             n_scored, bytes.size() < expected ? "the file is truncated" : "trailing bytes");
     return f;
 }
 
