@@ -217,6 +217,13 @@ LogitsFile LogitsFile::parse(std::span<const uint8_t> bytes, const std::string& 
     return f;
 }
 
+void LogitsFile::release(uint64_t first, uint64_t n) const {
+    if (file_.data() == nullptr || first >= n_records()) return;
+    n = std::min(n, n_records() - first);
+    file_.release(k_logits_header_bytes + static_cast<size_t>(first) * record_bytes_,
+                  static_cast<size_t>(n) * record_bytes_);
+}
+
 BaseRecord LogitsFile::record(uint64_t i) const {
     if (i >= n_records()) fail("{}: record {} of {}", name_, i, n_records());
     const size_t offset = k_logits_header_bytes + static_cast<size_t>(i) * record_bytes_;

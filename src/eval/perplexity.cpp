@@ -397,6 +397,7 @@ KldResult evaluate_kld(const LoadedModel& model, const EvalText& text, const std
                            same[k] = st.top == b.top;
                        }
                    });
+                   base.release(static_cast<uint64_t>(first), static_cast<uint64_t>(n));
                });
     KldResult r = summarize_kld(nll, nll_base, kld, p_diff, same);
     r.n_ctx = text.n_ctx;

@@ -120,6 +120,9 @@ class LogitsFile {
     // outside the vocabulary).
     BaseRecord record(uint64_t i) const;
     const std::string& name() const { return name_; }
+    // Drops records [first, first + n) from resident memory once read (a file opened by
+    // open() only; they are paged in again if read again).
+    void release(uint64_t first, uint64_t n) const;
 
   private:
     MappedFile file_;
