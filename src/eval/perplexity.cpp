@@ -146,6 +146,7 @@ EvalText prepare_eval_text(const LoadedModel& model, std::string_view text,
     // The vocabulary adds BOS if encoding nothing yields it.
     const std::vector<int32_t> probe = tok.encode("", true, false);
     const bool add_bos = tok.bos() >= 0 && !probe.empty() && probe.front() == tok.bos();
+    if (options.n_chunks == 0) fail("eval: --chunks 0 evaluates nothing");
     const int64_t n_tokens = static_cast<int64_t>(ids.size());
     if (n_tokens < 2 * int64_t{options.n_ctx})
         fail("eval: the text has {} tokens; a context of {} needs at least {}", n_tokens,
@@ -156,9 +157,7 @@ EvalText prepare_eval_text(const LoadedModel& model, std::string_view text,
              n_tokens, n_max, options.n_ctx);
     EvalText t;
     t.n_ctx = options.n_ctx;
-    t.n_chunks = static_cast<int32_t>(
-        options.n_chunks == 0 || options.n_chunks < 0 ? n_max : options.n_chunks);
-    if (options.n_chunks == 0) fail("eval: --chunks 0 evaluates nothing");
+    t.n_chunks = static_cast<int32_t>(options.n_chunks < 0 ? n_max : options.n_chunks);
     ids.resize(as_size(int64_t{t.n_chunks} * t.n_ctx));
     t.tokens = std::move(ids);
     t.bos = add_bos ? tok.bos() : -1;

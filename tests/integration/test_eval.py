@@ -229,6 +229,10 @@ def test_short_text_and_bad_flags(edgeq, work, models, texts):
     assert r.returncode == 1 and "needs at least 128" in r.stderr, r.stderr
     r = edgeq.run("eval", model, "--text", texts[0], "-c", N_CTX, "--chunks", 100000, check=False)
     assert r.returncode == 1 and "chunks" in r.stderr, r.stderr
+    r = edgeq.run("eval", model, "--text", texts[0], "-c", N_CTX, "--chunks", 0, check=False)
+    assert r.returncode == 1 and "evaluates nothing" in r.stderr, r.stderr
+    r = edgeq.run("eval", model, "--text", texts[0], "-c", 4096, check=False)
+    assert r.returncode == 1 and "longer than the model's 2048" in r.stderr, r.stderr
     r = edgeq.run("eval", model, "--text", work / "missing.txt", check=False)
     assert r.returncode == 1 and "cannot read" in r.stderr, r.stderr
     # A failed --save-logits leaves nothing behind.
