@@ -132,50 +132,58 @@ void Decoder::attention(int32_t il) {
         run_units[as_size(r) + 1] = run_units[as_size(r)] + int64_t{run.n_parts} * n_head_kv;
     }
     const int32_t group = s.n_head / n_head_kv;
-    const size_t q_head = as_size(group) * as_size(s.head_dim_k);
-    const size_t out_head = as_size(group) * as_size(s.head_dim_v);
-    pool.parallel_for(run_units[as_size(n_runs)], 1, [&](int64_t begin, int64_t end, int t) {
-        cpu::AttentionScratch& scratch = attention_scratch[as_size(t)];
-        for (int64_t unit = begin; unit < end; ++unit) {
-            const auto it =
-                std::upper_bound(run_units.begin() + 1, run_units.begin() + n_runs + 1, unit);
-            const int32_t r = static_cast<int32_t>(it - run_units.begin()) - 1;
-            const Run& run = runs[as_size(r)];
-            const int64_t u = unit - run_units[as_size(r)];
-            const cpu::KvRows kr = k_rows(il, run.seq), vr = v_rows(il, run.seq);
-            if (run.slot >= 0) {
-                const int32_t g = static_cast<int32_t>(u / run.n_parts);
-                const int32_t c = static_cast<int32_t>(u % run.n_parts);
-                const cpu::QueryBlock b{
-                    q.data() + as_size(run.i0) * as_size(n_q) + as_size(g) * q_head,
-                    0,
-                    1,
-                    group,
-                    run.pos0,
-                    window};
-                const int32_t lo = (run.c0 + c) * k_attention_split;
-                const size_t part =
-                    (as_size(run.slot) * as_size(n_head_kv) + as_size(g)) * max_parts + c;
-                cpu::attend_part(b, kr, vr, g, s.attn_scale, s.attn_softcap, lo,
-                                 lo + k_attention_split, attention_parts[part], scratch);
-            } else {
-                const int32_t blk = static_cast<int32_t>(u / n_head_kv);
-                const int32_t g = static_cast<int32_t>(u % n_head_kv);
-                const int32_t i0 = blk * attention_block_tokens;
-                const int32_t n_tok = std::min(attention_block_tokens, run.n_tok - i0);
-                const size_t row = as_size(run.i0 + i0);
-                const cpu::QueryBlock b{q.data() + row * as_size(n_q) + as_size(g) * q_head,
-                                        as_size(n_q),
-                                        n_tok,
-                                        group,
-                                        run.pos0 + i0,
-                                        window};
-                cpu::attend(b, kr, vr, g, s.attn_scale, s.attn_softcap,
-                            attn.data() + row * as_size(n_attn) + as_size(g) * out_head,
-                            as_size(n_attn), scratch);
+    // Captured as [this, &job]: small enough for std::function to hold without allocating.
+    struct Job {
+        int32_t il, window, group;
+        size_t q_head, out_head;
+    } job{il, window, group, as_size(group) * as_size(s.head_dim_k),
+          as_size(group) * as_size(s.head_dim_v)};
+    pool.parallel_for(
+        run_units[as_size(n_runs)], 1, [this, &job](int64_t begin, int64_t end, int t) {
+            const ModelSpec& s = spec;
+            const int32_t n_head_kv = s.n_head_kv;
+            cpu::AttentionScratch& scratch = attention_scratch[as_size(t)];
+            for (int64_t unit = begin; unit < end; ++unit) {
+                const auto it =
+                    std::upper_bound(run_units.begin() + 1, run_units.begin() + n_runs + 1, unit);
+                const int32_t r = static_cast<int32_t>(it - run_units.begin()) - 1;
+                const Run& run = runs[as_size(r)];
+                const int64_t u = unit - run_units[as_size(r)];
+                const cpu::KvRows kr = k_rows(job.il, run.seq), vr = v_rows(job.il, run.seq);
+                if (run.slot >= 0) {
+                    const int32_t g = static_cast<int32_t>(u / run.n_parts);
+                    const int32_t c = static_cast<int32_t>(u % run.n_parts);
+                    const cpu::QueryBlock b{
+                        q.data() + as_size(run.i0) * as_size(n_q) + as_size(g) * job.q_head,
+                        0,
+                        1,
+                        job.group,
+                        run.pos0,
+                        job.window};
+                    const int32_t lo = (run.c0 + c) * k_attention_split;
+                    const size_t part =
+                        (as_size(run.slot) * as_size(n_head_kv) + as_size(g)) * max_parts +
+                        as_size(c);
+                    cpu::attend_part(b, kr, vr, g, s.attn_scale, s.attn_softcap, lo,
+                                     lo + k_attention_split, attention_parts[part], scratch);
+                } else {
+                    const int32_t blk = static_cast<int32_t>(u / n_head_kv);
+                    const int32_t g = static_cast<int32_t>(u % n_head_kv);
+                    const int32_t i0 = blk * attention_block_tokens;
+                    const int32_t n_tok = std::min(attention_block_tokens, run.n_tok - i0);
+                    const size_t row = as_size(run.i0 + i0);
+                    const cpu::QueryBlock b{q.data() + row * as_size(n_q) + as_size(g) * job.q_head,
+                                            as_size(n_q),
+                                            n_tok,
+                                            job.group,
+                                            run.pos0 + i0,
+                                            job.window};
+                    cpu::attend(b, kr, vr, g, s.attn_scale, s.attn_softcap,
+                                attn.data() + row * as_size(n_attn) + as_size(g) * job.out_head,
+                                as_size(n_attn), scratch);
+                }
             }
-        }
-    });
+        });
     for (int32_t r = 0; r < n_runs; ++r) {
         const Run& run = runs[as_size(r)];
         if (run.slot < 0) continue;
@@ -183,7 +191,7 @@ void Decoder::attention(int32_t il) {
             const size_t part = (as_size(run.slot) * as_size(n_head_kv) + as_size(g)) * max_parts;
             cpu::attention_merge(
                 &attention_parts[part], run.n_parts, 1, group, s.head_dim_v,
-                attn.data() + as_size(run.i0) * as_size(n_attn) + as_size(g) * out_head, 0);
+                attn.data() + as_size(run.i0) * as_size(n_attn) + as_size(g) * job.out_head, 0);
         }
     }
 }
