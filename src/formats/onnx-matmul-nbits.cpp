@@ -136,13 +136,23 @@ class BlockSearch {
 
     // Error of a candidate with its least-squares scale, in double.
     double exact(const Candidate& c, double* sxq_out = nullptr, double* sqq_out = nullptr) const {
-        double sxq = 0;
-        double sqq = 0;
-        for (int i = 0; i < n8_; ++i) {
-            const int k = code(x_[i], c) - c.zp;
-            sxq += static_cast<double>(w_[i]) * x_[i] * k;
-            sqq += static_cast<double>(w_[i]) * k * k;
+        // Four lanes of double sums (n8_ is a multiple of 8), rounding as round_clamp does (ties
+        // to even; the bounds are integers, so clamping first gives the same integer).
+        const float lo = static_cast<float>(-c.zp);
+        const float hi = static_cast<float>(qmax_ - c.zp);
+        double axq[4] = {};
+        double aqq[4] = {};
+        for (int i = 0; i < n8_; i += 4) {
+            for (int l = 0; l < 4; ++l) {
+                const float t = std::clamp(x_[i + l] * c.iscale, lo, hi);
+                const float k = (t + 12582912.0f) - 12582912.0f;
+                const double wk = static_cast<double>(w_[i + l]) * k;
+                axq[l] += wk * x_[i + l];
+                aqq[l] += wk * k;
+            }
         }
+        const double sxq = (axq[0] + axq[1]) + (axq[2] + axq[3]);
+        const double sqq = (aqq[0] + aqq[1]) + (aqq[2] + aqq[3]);
         if (sxq_out != nullptr) *sxq_out = sxq;
         if (sqq_out != nullptr) *sqq_out = sqq;
         return sqq > 0 ? std::max(0.0, sxx_ - sxq * sxq / sqq) : sxx_;
@@ -165,7 +175,7 @@ class BlockSearch {
         if (symmetric_) {
             // m on the most negative level (round-to-nearest's choice), or on the most positive.
             const quant::Grid grid =
-                bits_ == 4 ? quant::Grid{8, 40, 0.1f} : quant::Grid{8, 40, 0.5f};
+                bits_ == 4 ? quant::Grid{4, 20, 0.2f} : quant::Grid{4, 16, 1.0f};
             rtn = {-static_cast<float>(z_sym) / m, z_sym};
             for (int side = 0; side < 2; ++side) {
                 const float edge = static_cast<float>(side == 0 ? z_sym : qmax_ - z_sym);
@@ -197,13 +207,21 @@ class BlockSearch {
         // Float scores for all candidates; the best few go on to the exact comparison.
         const quant::FitKernels& kernels = quant::fit_kernels();
         float score[k_max_candidates];
-        for (int c = 0; c < n_cand; ++c) {
-            float sxq;
-            float sqq;
-            kernels.symmetric_sums(x_, w_, n8_, &cand[c].iscale, 1, static_cast<float>(-cand[c].zp),
-                                   static_cast<float>(qmax_ - cand[c].zp), &sxq, &sqq);
-            score[c] = sqq > 0 ? sxq * sxq / sqq : -1.0f;
+        float sxq[k_max_candidates];
+        float sqq[k_max_candidates];
+        if (symmetric_) {  // one zero point: one batch
+            float iscale[k_max_candidates];
+            for (int c = 0; c < n_cand; ++c) iscale[c] = cand[c].iscale;
+            kernels.symmetric_sums(x_, w_, n8_, iscale, n_cand, static_cast<float>(-z_sym),
+                                   static_cast<float>(qmax_ - z_sym), sxq, sqq);
+        } else {
+            for (int c = 0; c < n_cand; ++c) {
+                kernels.symmetric_sums(x_, w_, n8_, &cand[c].iscale, 1,
+                                       static_cast<float>(-cand[c].zp),
+                                       static_cast<float>(qmax_ - cand[c].zp), &sxq[c], &sqq[c]);
+            }
         }
+        for (int c = 0; c < n_cand; ++c) score[c] = sqq[c] > 0 ? sxq[c] * sxq[c] / sqq[c] : -1.0f;
         int order[k_max_candidates];
         for (int c = 0; c < n_cand; ++c) order[c] = c;
         const int n_top = std::min(n_cand, k_exact_candidates);
