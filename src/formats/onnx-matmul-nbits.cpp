@@ -1,5 +1,7 @@
 // MatMulNBits weights: edgeq's block quantizer written in ONNX Runtime's packing, the relayout
 // of GGUF Q4_0 / Q8_0 blocks into it, and the dequantization the operator performs.
+// No parser here (the inputs are in-memory arrays whose sizes the caller owns; the one external
+// structure, dequantize's MatMulNBitsWeights, is size-checked), so no fuzz target.
 #include "edgeq/formats/onnx-matmul-nbits.h"
 
 #include <algorithm>
