@@ -1,6 +1,7 @@
 #include "edgeq/formats/onnx-writer.h"
 
 #include <onnx/onnx_pb.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -50,6 +51,9 @@ class TempFile {
         }
     }
     void keep() {
+        const mode_t mask = ::umask(0);
+        ::umask(mask);
+        ::fchmod(fd_, 0666 & ~mask);
         if (::fsync(fd_) != 0) fail("{}: cannot sync: {}", temp_, std::strerror(errno));
         if (::close(fd_) != 0) fail("{}: cannot close: {}", temp_, std::strerror(errno));
         fd_ = -1;

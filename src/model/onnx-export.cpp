@@ -121,15 +121,28 @@ struct Exporter {
 
     // RMS norm over the last axis: x / sqrt(mean(x^2) + eps) * weight.
     std::string rms_norm(const std::string& x, const std::string& weight) {
-        if (options.ops == OnnxOps::ort)
-            return w.node(
-                "SimplifiedLayerNormalization", {x, weight},
-                {{"axis", int64_t{-1}}, {"epsilon", s.norm_eps}, {"stash_type", int64_t{1}}});
         const std::string sq = w.node("Mul", {x, x});
         const std::string mean = w.node(
             "ReduceMean", {sq}, {{"axes", std::vector<int64_t>{-1}}, {"keepdims", int64_t{1}}});
         const std::string rms = w.node("Sqrt", {w.node("Add", {mean, w.scalar_f32(s.norm_eps)})});
         return w.node("Mul", {w.node("Div", {x, rms}), weight});
+    }
+
+    // x += pending (a sublayer's output), then the RMS norm of x. ONNX Runtime's
+    // SkipSimplifiedLayerNormalization does both in one pass.
+    std::string add_and_norm(std::string& x, std::string& pending, const std::string& weight) {
+        if (pending.empty()) return rms_norm(x, weight);
+        if (options.ops == OnnxOps::ort) {
+            const std::vector<std::string> out =
+                w.nodes("SkipSimplifiedLayerNormalization", {pending, x, weight}, 4,
+                        {{"epsilon", s.norm_eps}}, "com.microsoft");
+            x = out[3];
+            pending.clear();
+            return out[0];
+        }
+        x = w.node("Add", {x, pending});
+        pending.clear();
+        return rms_norm(x, weight);
     }
 
     std::string softcap(const std::string& x, float cap) {
@@ -349,16 +362,19 @@ struct Exporter {
         std::string x = w.node("Gather", {embd, ids});
         if (s.embedding_scale != 1.0f) x = w.node("Mul", {x, w.scalar_f32(s.embedding_scale)});
 
+        std::string pending;
         for (int32_t il = 0; il < s.n_layer; ++il) {
             const std::string p = "blk." + std::to_string(il) + ".";
-            std::string a = attention(il, rms_norm(x, vector(p + "attn_norm.weight", s.n_embd)));
-            if (s.post_norms) a = rms_norm(a, vector(p + "post_attention_norm.weight", s.n_embd));
-            x = w.node("Add", {x, a});
-            std::string f = feed_forward(il, rms_norm(x, vector(p + "ffn_norm.weight", s.n_embd)));
-            if (s.post_norms) f = rms_norm(f, vector(p + "post_ffw_norm.weight", s.n_embd));
-            x = w.node("Add", {x, f});
+            std::string h = add_and_norm(x, pending, vector(p + "attn_norm.weight", s.n_embd));
+            pending = attention(il, h);
+            if (s.post_norms)
+                pending = rms_norm(pending, vector(p + "post_attention_norm.weight", s.n_embd));
+            h = add_and_norm(x, pending, vector(p + "ffn_norm.weight", s.n_embd));
+            pending = feed_forward(il, h);
+            if (s.post_norms)
+                pending = rms_norm(pending, vector(p + "post_ffw_norm.weight", s.n_embd));
         }
-        x = rms_norm(x, vector("output_norm.weight", s.n_embd));
+        x = add_and_norm(x, pending, vector("output_norm.weight", s.n_embd));
         const std::string out = s.tied_output ? embd : matrix("output.weight", s.n_embd, s.n_vocab);
         std::string logits = gemm(x, out);
         if (s.final_softcap > 0) logits = softcap(logits, s.final_softcap);
@@ -412,8 +428,7 @@ void write_genai_config(const GgufFile& file, const ModelSpec& s, const std::str
           {"type", type == genai_type.end() ? s.arch : type->second},
           {"vocab_size", s.n_vocab}}},
         {"search",
-         {{"diverse_beam_search", false},
-          {"do_sample", false},
+         {{"do_sample", false},
           {"early_stopping", true},
           {"length_penalty", 1.0},
           {"max_length", s.n_ctx_train},
