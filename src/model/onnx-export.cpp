@@ -13,6 +13,7 @@
 
 #include "edgeq/core/error.h"
 #include "edgeq/core/half.h"
+#include "edgeq/formats/onnx-matmul-nbits.h"
 #include "edgeq/formats/onnx-writer.h"
 #include "edgeq/quant/dtype.h"
 #include "edgeq/runtime/model-spec.h"
@@ -48,10 +49,8 @@ struct Exporter {
         return head * head_rows + (i % half) * 2 + i / half;
     }
 
-    // A weight matrix (n_out rows of n_in) as a float initializer [n_out, n_in]; `head_rows`
-    // > 0 un-permutes Llama's Q/K rows.
-    std::string matrix(const std::string& name, int64_t n_in, int64_t n_out,
-                       int64_t head_rows = 0) {
+    // The GGUF tensor `name`, checked to be n_out rows of n_in values edgeq can dequantize.
+    const GgufTensorInfo& weight(const std::string& name, int64_t n_in, int64_t n_out) const {
         const GgufTensorInfo& t = tensor(name);
         if (t.shape.size() != 2 || t.shape[0] != n_in || t.shape[1] != n_out)
             fail("{}: tensor {} is not {} x {}", file.path(), name, n_in, n_out);
@@ -59,36 +58,155 @@ struct Exporter {
         if (d.to_float == nullptr || n_in % d.block_size != 0)
             fail("{}: tensor {} has type {}, which edgeq cannot dequantize", file.path(), name,
                  d.name);
-        const bool half = options.precision == OnnxPrecision::fp16;
-        const OnnxType type = half ? OnnxType::float16 : OnnxType::float32;
+        return t;
+    }
+
+    // Rows r0 .. r0 + n of weight t as floats; `head_rows` > 0 un-permutes Llama's Q/K rows.
+    void read_rows(const GgufTensorInfo& t, int64_t r0, int64_t n, int64_t head_rows, float* dst) {
+        const int64_t n_in = t.shape[0];
+        const DType& d = dtype(t.type);
         const size_t src_row = row_size(t.type, n_in);
         const uint8_t* src = file.tensor_data(t);
+        pool.parallel_for(n, 16, [&](int64_t begin, int64_t end, int) {
+            for (int64_t r = begin; r < end; ++r) {
+                const int64_t row = r0 + r;
+                const int64_t in = head_rows > 0 ? unpermuted_row(row, head_rows) : row;
+                d.to_float(src + static_cast<size_t>(in) * src_row, dst + r * n_in, n_in);
+            }
+        });
+    }
+
+    // A weight matrix (n_out rows of n_in) as an initializer [n_out, n_in] of float32, or of
+    // float16 when `half` (then Cast to float32 in the graph unless `raw`).
+    std::string matrix(const std::string& name, int64_t n_in, int64_t n_out, int64_t head_rows = 0,
+                       bool half = false, bool raw = false) {
+        const GgufTensorInfo& t = weight(name, n_in, n_out);
         report.n_weights += n_in * n_out;
-        const std::string init =
-            w.add_initializer(name, type, {n_out, n_in}, [&](const auto& sink) {
+        const std::string init = w.add_initializer(
+            name, half ? OnnxType::float16 : OnnxType::float32, {n_out, n_in},
+            [&](const auto& sink) {
                 const int64_t slab = std::max<int64_t>(1, k_slab_values / n_in);
                 std::vector<float> floats(static_cast<size_t>(std::min(slab, n_out) * n_in));
                 std::vector<uint16_t> halves(half ? floats.size() : 0);
                 for (int64_t r0 = 0; r0 < n_out; r0 += slab) {
                     const int64_t n = std::min(slab, n_out - r0);
-                    pool.parallel_for(n, 16, [&](int64_t begin, int64_t end, int) {
-                        for (int64_t r = begin; r < end; ++r) {
-                            const int64_t row = r0 + r;
-                            const int64_t in = head_rows > 0 ? unpermuted_row(row, head_rows) : row;
-                            float* dst = floats.data() + r * n_in;
-                            d.to_float(src + static_cast<size_t>(in) * src_row, dst, n_in);
-                            if (half) fp32_to_fp16_row(dst, halves.data() + r * n_in, n_in);
-                        }
-                    });
+                    read_rows(t, r0, n, head_rows, floats.data());
                     const size_t n_values = static_cast<size_t>(n * n_in);
-                    if (half)
+                    if (half) {
+                        fp32_to_fp16_row(floats.data(), halves.data(),
+                                         static_cast<int64_t>(n_values));
                         sink({reinterpret_cast<const uint8_t*>(halves.data()), n_values * 2});
-                    else
+                    } else {
                         sink({reinterpret_cast<const uint8_t*>(floats.data()), n_values * 4});
+                    }
                 }
             });
         file.release(t);
-        return half ? w.node("Cast", {init}, {{"to", int64_t{1}}}) : init;
+        return half && !raw ? w.node("Cast", {init}, {{"to", int64_t{1}}}) : init;
+    }
+
+    // Weight `name` quantized for MatMulNBits (carried over unchanged when its GGUF blocks are
+    // the operator's), one slab of rows at a time.
+    MatMulNBitsWeights quantized(const std::string& name, int64_t n_in, int64_t n_out,
+                                 int64_t head_rows, int bits) {
+        const GgufTensorInfo& t = weight(name, n_in, n_out);
+        report.n_weights += n_in * n_out;
+        MatMulNBitsOptions q;
+        q.bits = bits;
+        q.block_size = options.block_size;
+        q.symmetric = options.symmetric;
+        q.pool = &pool;
+        const bool carry =
+            options.symmetric && options.block_size == 32 &&
+            ((bits == 4 && t.type == GgmlType::Q4_0) || (bits == 8 && t.type == GgmlType::Q8_0));
+        MatMulNBitsWeights all;
+        const int64_t slab = std::max<int64_t>(1, k_slab_values / n_in);
+        std::vector<float> floats;
+        const size_t src_row = row_size(t.type, n_in);
+        for (int64_t r0 = 0; r0 < n_out; r0 += slab) {
+            const int64_t n = std::min(slab, n_out - r0);
+            std::vector<MatMulNBitsWeights> parts;
+            if (carry) {
+                // Row by row when Llama's rows are put back in order.
+                const int64_t step = head_rows > 0 ? 1 : n;
+                for (int64_t r = 0; r < n; r += step) {
+                    const int64_t row = head_rows > 0 ? unpermuted_row(r0 + r, head_rows) : r0 + r;
+                    parts.push_back(*carry_matmul_nbits(
+                        t.type, file.tensor_data(t) + static_cast<size_t>(row) * src_row, step,
+                        n_in));
+                }
+            } else {
+                floats.resize(static_cast<size_t>(n * n_in));
+                read_rows(t, r0, n, head_rows, floats.data());
+                parts.push_back(quantize_matmul_nbits(floats.data(), n, n_in, q));
+            }
+            for (MatMulNBitsWeights& p : parts) {
+                if (all.n_out == 0) {
+                    all = std::move(p);
+                    continue;
+                }
+                all.n_out += p.n_out;
+                all.packed.insert(all.packed.end(), p.packed.begin(), p.packed.end());
+                all.scales.insert(all.scales.end(), p.scales.begin(), p.scales.end());
+                all.zero_points.insert(all.zero_points.end(), p.zero_points.begin(),
+                                       p.zero_points.end());
+            }
+        }
+        file.release(t);
+        return all;
+    }
+
+    // Bits of the layer matrices (0: float).
+    int layer_bits() const {
+        return options.precision == OnnxPrecision::int4   ? 4
+               : options.precision == OnnxPrecision::int8 ? 8
+                                                          : 0;
+    }
+
+    // x [rows, n_in] times weight `name` transposed (+ bias): [rows, n_out]. `bits` > 0
+    // quantizes the weight: MatMulNBits with ort ops, its dequantized values with standard ops.
+    std::string project(const std::string& x, const std::string& name, int64_t n_in, int64_t n_out,
+                        int64_t head_rows = 0, const std::string& bias = {}, int bits = -1) {
+        if (bits < 0) bits = layer_bits();
+        if (bits == 0)
+            return gemm(
+                x, matrix(name, n_in, n_out, head_rows, options.precision == OnnxPrecision::fp16),
+                bias);
+        const MatMulNBitsWeights q = quantized(name, n_in, n_out, head_rows, bits);
+        auto bytes = [](const auto& v) {
+            return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(v.data()),
+                                            v.size() * sizeof(v[0]));
+        };
+        if (options.ops == OnnxOps::standard) {
+            // Opset 17 has no block-wise DequantizeLinear: the weights the quantizer chose,
+            // stored as float.
+            const std::vector<float> values = dequantize_matmul_nbits(q);
+            const std::string init =
+                w.add_initializer(name, OnnxType::float32, {n_out, n_in},
+                                  [&](const auto& sink) { sink(bytes(values)); });
+            return gemm(x, init, bias);
+        }
+        const int64_t blob = q.block_size * q.bits / 8;
+        std::vector<std::string> inputs{
+            x,
+            w.add_initializer(name + ".qweight", OnnxType::uint8, {n_out, q.n_blocks, blob},
+                              [&](const auto& sink) { sink(bytes(q.packed)); }),
+            w.add_initializer(name + ".scales", OnnxType::float32, {n_out * q.n_blocks},
+                              [&](const auto& sink) { sink(bytes(q.scales)); })};
+        if (!q.zero_points.empty())
+            inputs.push_back(
+                w.add_initializer(name + ".zero_points", OnnxType::uint8,
+                                  {static_cast<int64_t>(q.zero_points.size())},
+                                  [&](const auto& sink) { sink(bytes(q.zero_points)); }));
+        std::string y = w.node("MatMulNBits", inputs,
+                               {{"K", n_in},
+                                {"N", n_out},
+                                {"bits", int64_t{q.bits}},
+                                {"block_size", int64_t{q.block_size}},
+                                {"accuracy_level", int64_t{options.accuracy_level}}},
+                               "com.microsoft");
+        if (!bias.empty()) y = w.node("Add", {y, bias});
+        return y;
     }
 
     // A vector (norm weight or bias) as a float32 initializer; `head_rows` as for matrix().
@@ -255,19 +373,18 @@ struct Exporter {
         const int64_t head_rows = s.rope_style == RopeStyle::normal ? s.head_dim_k : 0;
         std::string q, k, v;
         if (s.fused_qkv) {
-            const std::string qkv =
-                gemm(h, matrix(p + "attn_qkv.weight", s.n_embd, n_q + n_k + n_v));
+            const std::string qkv = project(h, p + "attn_qkv.weight", s.n_embd, n_q + n_k + n_v);
             const std::vector<std::string> parts = w.nodes(
                 "Split", {qkv, w.constant_i64({n_q, n_k, n_v}, {3})}, 3, {{"axis", int64_t{1}}});
             q = parts[0], k = parts[1], v = parts[2];
         } else {
             const bool bias = s.qkv_bias;
-            q = gemm(h, matrix(p + "attn_q.weight", s.n_embd, n_q, head_rows),
-                     bias ? vector(p + "attn_q.bias", n_q, head_rows) : "");
-            k = gemm(h, matrix(p + "attn_k.weight", s.n_embd, n_k, head_rows),
-                     bias ? vector(p + "attn_k.bias", n_k, head_rows) : "");
-            v = gemm(h, matrix(p + "attn_v.weight", s.n_embd, n_v),
-                     bias ? vector(p + "attn_v.bias", n_v) : "");
+            q = project(h, p + "attn_q.weight", s.n_embd, n_q, head_rows,
+                        bias ? vector(p + "attn_q.bias", n_q, head_rows) : "");
+            k = project(h, p + "attn_k.weight", s.n_embd, n_k, head_rows,
+                        bias ? vector(p + "attn_k.bias", n_k, head_rows) : "");
+            v = project(h, p + "attn_v.weight", s.n_embd, n_v, 0,
+                        bias ? vector(p + "attn_v.bias", n_v) : "");
         }
         auto heads = [&](const std::string& x, int64_t n, int64_t dim) {
             const std::string shape =
@@ -314,25 +431,23 @@ struct Exporter {
         out = w.node("Reshape", {out, w.constant_i64({0, s.n_head, -1, s.head_dim_v}, {4})});
         out = w.node("Transpose", {out}, {{"perm", to_heads}});
         out = w.node("Reshape", {out, w.constant_i64({-1, int64_t{s.n_head} * s.head_dim_v}, {2})});
-        return gemm(out,
-                    matrix(p + "attn_output.weight", int64_t{s.n_head} * s.head_dim_v, s.n_embd));
+        return project(out, p + "attn_output.weight", int64_t{s.n_head} * s.head_dim_v, s.n_embd);
     }
 
     std::string feed_forward(int32_t il, const std::string& h) {
         const std::string p = "blk." + std::to_string(il) + ".";
         std::string gate, up;
         if (s.fused_gate_up) {
-            const std::string gu =
-                gemm(h, matrix(p + "ffn_up.weight", s.n_embd, 2 * int64_t{s.n_ff}));
+            const std::string gu = project(h, p + "ffn_up.weight", s.n_embd, 2 * int64_t{s.n_ff});
             const std::vector<std::string> parts = w.nodes(
                 "Split", {gu, w.constant_i64({s.n_ff, s.n_ff}, {2})}, 2, {{"axis", int64_t{1}}});
             gate = parts[0], up = parts[1];
         } else {
-            gate = gemm(h, matrix(p + "ffn_gate.weight", s.n_embd, s.n_ff));
-            up = gemm(h, matrix(p + "ffn_up.weight", s.n_embd, s.n_ff));
+            gate = project(h, p + "ffn_gate.weight", s.n_embd, s.n_ff);
+            up = project(h, p + "ffn_up.weight", s.n_embd, s.n_ff);
         }
         const std::string act = w.node("Mul", {activation(gate), up});
-        return gemm(act, matrix(p + "ffn_down.weight", s.n_ff, s.n_embd));
+        return project(act, p + "ffn_down.weight", s.n_ff, s.n_embd);
     }
 
     void build() {
@@ -357,9 +472,13 @@ struct Exporter {
         else
             cos_local = cos_global, sin_local = sin_global;
 
-        const std::string embd = matrix("token_embd.weight", s.n_embd, s.n_vocab);
+        // The embedding is gathered as float32 (fp32) or float16 rows cast after the Gather.
+        const bool embd_half = options.precision != OnnxPrecision::fp32;
+        const std::string embd =
+            matrix("token_embd.weight", s.n_embd, s.n_vocab, 0, embd_half, true);
         const std::string ids = w.node("Reshape", {"input_ids", w.constant_i64({-1}, {1})});
         std::string x = w.node("Gather", {embd, ids});
+        if (embd_half) x = w.node("Cast", {x}, {{"to", int64_t{1}}});
         if (s.embedding_scale != 1.0f) x = w.node("Mul", {x, w.scalar_f32(s.embedding_scale)});
 
         std::string pending;
@@ -375,8 +494,15 @@ struct Exporter {
                 pending = rms_norm(pending, vector(p + "post_ffw_norm.weight", s.n_embd));
         }
         x = add_and_norm(x, pending, vector("output_norm.weight", s.n_embd));
-        const std::string out = s.tied_output ? embd : matrix("output.weight", s.n_embd, s.n_vocab);
-        std::string logits = gemm(x, out);
+        // The output projection: int8 when the layers are quantized (the usual int4 recipe).
+        const std::string out_name = s.tied_output ? "token_embd.weight" : "output.weight";
+        std::string logits;
+        if (layer_bits() > 0)
+            logits = project(x, out_name, s.n_embd, s.n_vocab, 0, {}, 8);
+        else if (s.tied_output)
+            logits = gemm(x, embd_half ? w.node("Cast", {embd}, {{"to", int64_t{1}}}) : embd);
+        else
+            logits = project(x, out_name, s.n_embd, s.n_vocab);
         if (s.final_softcap > 0) logits = softcap(logits, s.final_softcap);
         const std::string shape =
             w.node("Concat", {bs_shape, w.constant_i64({s.n_vocab}, {1})}, {{"axis", int64_t{0}}});
@@ -452,8 +578,6 @@ void write_genai_config(const GgufFile& file, const ModelSpec& s, const std::str
 OnnxExportReport export_onnx(const GgufFile& file, const std::string& dir,
                              const OnnxExportOptions& options, ThreadPool& pool) {
     const ModelSpec spec = model_spec_from_gguf(file);
-    if (options.precision == OnnxPrecision::int4 || options.precision == OnnxPrecision::int8)
-        fail("export: --precision int4/int8 is not implemented yet (use fp32 or fp16)");
     if (spec.rope_style == RopeStyle::normal && spec.n_rot != spec.head_dim_k)
         fail("{}: a Llama-style RoPE over {} of {} head dimensions cannot be exported", file.path(),
              spec.n_rot, spec.head_dim_k);
