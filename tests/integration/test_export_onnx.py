@@ -263,3 +263,32 @@ def test_quantized_gguf_matches_edgeq_runtime(family, gguf_type, precision, edge
     # Measured: Q4_0 <= 1.7e-5, Q8_0 <= 2.0e-4 (qwen3); edgeq's matmul kernels quantize the
     # activations to 8 bits, the export's weights are the same.
     assert mean_kl(got, want) <= 1e-3
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_openvino_runs_standard_ops(family, exported):
+    """OpenVINO (optional: skipped unless installed) runs the --ops standard export, prompt then
+    a step through the cache, with transformers' logits (float32 inference precision)."""
+    ov = pytest.importorskip("openvino")
+    ids, ref = reference(family)
+    compiled = ov.Core().compile_model(str(exported(family, "standard") / "model.onnx"), "CPU",
+                                       {"INFERENCE_PRECISION_HINT": "f32"})
+    n0 = len(ids) - 1
+    past = {}
+    for i in compiled.inputs:
+        shape = i.get_partial_shape()
+        if i.get_any_name().startswith("past_key_values."):
+            past[i.get_any_name()] = np.zeros((1, shape[1].get_length(), 0, shape[3].get_length()), np.float32)
+    logits = []
+    for start, end in [(0, n0), (n0, len(ids))]:
+        feed = {"input_ids": np.array([ids[start:end]], np.int64), "attention_mask": np.ones((1, end), np.int64),
+                "position_ids": np.arange(start, end, dtype=np.int64)[None], **past}
+        result = compiled.create_infer_request().infer(feed)
+        logits.append(np.array(result[compiled.output("logits")][0]))
+        past = {}
+        for o in compiled.outputs:
+            for name in o.get_names():
+                if name.startswith("present."):
+                    past["past_key_values." + name[len("present."):]] = np.array(result[o])
+    err = relative_error(np.concatenate(logits).astype(np.float64), ref)
+    assert err.max() <= 1e-4, f"worst position {err.argmax()}: {err.max():.2e}"
