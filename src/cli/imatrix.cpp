@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <optional>
 #include <sstream>
 
 #include "commands.h"
@@ -59,11 +58,10 @@ void run(ImatrixArgs args) {
     const int32_t n_chunks = imatrix_chunks(tokens.size(), args.options);
     fmt::print(stderr, "imatrix: {} tokens, {} chunks of {}\n", tokens.size(), n_chunks,
                args.options.n_ctx);
-    std::optional<Progress> progress;
-    progress.emplace("imatrix", static_cast<uint64_t>(n_chunks));
+    Progress progress("imatrix", static_cast<uint64_t>(n_chunks));
     const ImatrixStatsMap stats = compute_imatrix(*model, tokens, args.options,
-                                                  [&](int32_t, int32_t) { progress->advance(1); });
-    progress.reset();
+                                                  [&](int32_t, int32_t) { progress.advance(1); });
+    progress.finish();
     ImatrixInfo info;
     info.datasets.push_back(args.text);
     info.chunk_size = static_cast<uint32_t>(args.options.n_ctx);

@@ -36,11 +36,17 @@ void save_imatrix(const std::string& path, const ImatrixStatsMap& stats, const I
     out.set("imatrix.datasets", GgufValue::make_string_array(info.datasets));
     out.set("imatrix.chunk_count", GgufValue::make_uint32(info.chunk_count));
     out.set("imatrix.chunk_size", GgufValue::make_uint32(info.chunk_size));
-    // std::map iterates in byte order of the names: llama.cpp's order too.
+    // std::map iterates in byte order of the names: llama.cpp's order too. As ggml writes a
+    // tensor, a trailing dimension of 1 is left out: a dense weight's entries are 1-D.
     for (const auto& [name, s] : stats) {
         const auto n_mat = static_cast<int64_t>(s.counts.size());
-        out.add_tensor(name + ".in_sum2", GgmlType::F32, {s.n_in, n_mat});
-        out.add_tensor(name + ".counts", GgmlType::F32, {1, n_mat});
+        if (n_mat == 1) {
+            out.add_tensor(name + ".in_sum2", GgmlType::F32, {s.n_in});
+            out.add_tensor(name + ".counts", GgmlType::F32, {1});
+        } else {
+            out.add_tensor(name + ".in_sum2", GgmlType::F32, {s.n_in, n_mat});
+            out.add_tensor(name + ".counts", GgmlType::F32, {1, n_mat});
+        }
     }
     out.write_header();
     std::vector<float> buffer;

@@ -195,7 +195,7 @@ def test_imatrix_equals_numpy(family, edgeq, converted, shared_data, tmp_path):
     for name, (sums, rows) in ref.items():
         s, c = tensors[name + ".in_sum2"], tensors[name + ".counts"]
         assert s.tensor_type == gguf.GGMLQuantizationType.F32
-        assert list(s.shape) == [len(sums), 1] and list(c.shape) == [1, 1]
+        assert list(s.shape) == [len(sums)] and list(c.shape) == [1]  # 1-D, as llama.cpp writes them
         assert float(c.data.ravel()[0]) == rows == n_chunks * n_ctx
         got = s.data.ravel().astype(np.float64)
         assert np.linalg.norm(got - sums) <= 2e-5 * np.linalg.norm(sums), name
@@ -226,7 +226,7 @@ def test_imatrix_file_drives_quantize_like_gguf_py_file(edgeq, converted, shared
     w.add_uint32("imatrix.chunk_count", 2)
     w.add_uint32("imatrix.chunk_size", 64)
     for name in reversed(order):  # another order: the reader must go by name
-        w.add_tensor(name, np.array(tensors[name].data, dtype=np.float32).reshape(1, -1))
+        w.add_tensor(name, np.array(tensors[name].data, dtype=np.float32).ravel())
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

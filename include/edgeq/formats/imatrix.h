@@ -52,8 +52,8 @@ struct ImatrixInfo {
 
 // Writes llama.cpp's GGUF imatrix format: general.type = "imatrix", the imatrix.* keys, and
 // per weight (in name order) "<name>.in_sum2" (F32, n_in x n_mat) and "<name>.counts" (F32,
-// 1 x n_mat). The file appears at `path` only when complete. Throws an Error for an entry
-// whose sizes disagree.
+// 1 x n_mat), the trailing n_mat left out when it is 1 (as ggml writes them). The file appears at
+// `path` only when complete. Throws an Error for an entry whose sizes disagree.
 void save_imatrix(const std::string& path, const ImatrixStatsMap& stats, const ImatrixInfo& info);
 
 }  // namespace edgeq

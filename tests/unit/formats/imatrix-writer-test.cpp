@@ -66,8 +66,14 @@ TEST(ImatrixWriter, WritesLlamaCppLayoutAndLoadsBack) {
         const GgufTensorInfo* counts = file.find_tensor(name + ".counts");
         ASSERT_TRUE(sums && counts);
         EXPECT_EQ(sums->type, GgmlType::F32);
-        EXPECT_EQ(sums->shape, (std::vector<int64_t>{s.n_in, n_mat}));
-        EXPECT_EQ(counts->shape, (std::vector<int64_t>{1, n_mat}));
+        // llama.cpp's layout: a dense weight's entries are 1-D, an expert weight's 2-D.
+        if (n_mat == 1) {
+            EXPECT_EQ(sums->shape, (std::vector<int64_t>{s.n_in}));
+            EXPECT_EQ(counts->shape, (std::vector<int64_t>{1}));
+        } else {
+            EXPECT_EQ(sums->shape, (std::vector<int64_t>{s.n_in, n_mat}));
+            EXPECT_EQ(counts->shape, (std::vector<int64_t>{1, n_mat}));
+        }
         std::vector<float> got(s.in_sum2.size());
         std::memcpy(got.data(), file.tensor_data(*sums), got.size() * sizeof(float));
         for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], float(s.in_sum2[i]));
