@@ -19,6 +19,7 @@ void add_tokenize(CLI::App& app);
 void add_run(CLI::App& app);
 void add_chat(CLI::App& app);
 void add_bench(CLI::App& app);
+void add_demo(CLI::App& app);
 void add_imatrix(CLI::App& app);
 void add_export(CLI::App& app);
 void add_eval(CLI::App& app);

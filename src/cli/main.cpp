@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
     edgeq::cli::add_run(app);
     edgeq::cli::add_chat(app);
     edgeq::cli::add_bench(app);
+    edgeq::cli::add_demo(app);
     edgeq::cli::add_imatrix(app);
     edgeq::cli::add_export(app);
     edgeq::cli::add_eval(app);
