@@ -11,6 +11,7 @@ APT_PACKAGES=(
   nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev
   libprotobuf-dev protobuf-compiler
   libutf8proc-dev                     # Unicode categories and normalisation for the tokenizers
+  libcpp-httplib-dev                  # edgeq serve's HTTP server
   python3 python3-venv
 )
 

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
     edgeq::cli::add_run(app);
     edgeq::cli::add_chat(app);
     edgeq::cli::add_bench(app);
+    edgeq::cli::add_serve(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
