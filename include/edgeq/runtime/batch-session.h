@@ -28,26 +28,29 @@ struct BatchItem {
 
 class BatchSession {
   public:
-    // n_seq sequences, each with a KV cache of options.n_ctx positions (at most the model's
-    // training context). options.n_batch bounds the items of one decode().
+    // n_seq (>= 1) sequences, each with a KV cache of options.n_ctx positions (at most the
+    // model's training context). options.n_batch bounds the items of one forward pass; a
+    // decode() of more runs in several. Every buffer is made here: decode() allocates nothing.
     BatchSession(const LoadedModel& model, const SessionOptions& options, int32_t n_seq);
     ~BatchSession();
     BatchSession(const BatchSession&) = delete;
     BatchSession& operator=(const BatchSession&) = delete;
 
     // Runs one step. A sequence's items, in the order given, take its next positions (a
-    // prompt is several items of one sequence). Throws an Error if a sequence id or token is
-    // out of range or a sequence's cache would overflow; nothing changes then.
+    // prompt is several items of one sequence). At most n_seq items may want logits
+    // (max(n_batch, n_seq) with options.all_logits). Throws an Error if there are no items, a
+    // sequence id or token is out of range, a sequence's cache would overflow or too many
+    // items want logits; nothing changes then.
     void decode(std::span<const BatchItem> items);
     // Logits (n_vocab floats) of item i of the last decode(), which must have want_logits;
     // valid until the next decode().
     const float* logits(int32_t i) const;
 
     int32_t n_seq() const;
-    int32_t n_ctx() const;              // positions per sequence
-    int32_t n_past(int32_t seq) const;  // tokens in the sequence's cache
-    void reset(int32_t seq);            // empties the sequence's cache
-    void truncate(int32_t seq, int32_t n_past);
+    int32_t n_ctx() const;                       // positions per sequence
+    int32_t n_past(int32_t seq) const;           // tokens in the sequence's cache
+    void reset(int32_t seq);                     // empties the sequence's cache
+    void truncate(int32_t seq, int32_t n_past);  // keeps its first n_past (<= n_past(seq))
 
     struct Impl;
 
