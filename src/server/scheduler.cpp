@@ -120,6 +120,20 @@ class SessionStepDecoder : public StepDecoder {
     std::vector<int32_t> tokens_;
 };
 
+// The runtime's BatchSession: every sequence's items of a step in one forward pass.
+class BatchStepDecoder : public StepDecoder {
+  public:
+    BatchStepDecoder(const LoadedModel& model, const SessionOptions& options, int32_t n_seq)
+        : batch_(model, options, n_seq) {}
+    void decode(std::span<const BatchItem> items) override { batch_.decode(items); }
+    const float* logits(int32_t i) const override { return batch_.logits(i); }
+    void reset(int32_t seq) override { batch_.reset(seq); }
+    int32_t n_ctx() const override { return batch_.n_ctx(); }
+
+  private:
+    BatchSession batch_;
+};
+
 double seconds_between(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double>(b - a).count();
 }
@@ -144,7 +158,11 @@ Scheduler::Scheduler(const LoadedModel& model, const SchedulerOptions& options, 
         fail("serve: --parallel must be at least 1 (got {})", options_.n_slots);
     if (options_.max_queue < 0) fail("serve: --queue must not be negative");
     options_.session.all_logits = false;
-    decoder_ = std::make_unique<SessionStepDecoder>(model, options_.session, options_.n_slots);
+    if (options_.batched) {
+        decoder_ = std::make_unique<BatchStepDecoder>(model, options_.session, options_.n_slots);
+    } else {
+        decoder_ = std::make_unique<SessionStepDecoder>(model, options_.session, options_.n_slots);
+    }
     n_ctx_ = decoder_->n_ctx();
     for (int32_t s = 0; s < options_.n_slots; ++s) {
         slots_.push_back(std::make_unique<Slot>());

@@ -72,14 +72,14 @@ def test_models_and_health(server, model_id, model):
 
 
 def test_completion_equals_edgeq_run(client, model_id, edgeq, model):
-    for prompt in PROMPTS[:2]:
-        r = client.completions.create(model=model_id, prompt=prompt, max_tokens=12, temperature=0)
+    for prompt in STABLE_PROMPTS[:2]:
+        r = client.completions.create(model=model_id, prompt=prompt, max_tokens=8, temperature=0)
         assert r.object == "text_completion"
-        assert r.choices[0].text == run_greedy(edgeq, model, prompt, 12)
-        assert r.usage.completion_tokens <= 12
+        assert r.choices[0].text == run_greedy(edgeq, model, prompt, 8)
+        assert r.usage.completion_tokens <= 8
         assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
         assert r.choices[0].finish_reason in ("stop", "length")
-        if r.usage.completion_tokens == 12:
+        if r.usage.completion_tokens == 8:
             assert r.choices[0].finish_reason == "length"
 
 
@@ -175,18 +175,27 @@ def stream_completion(server, prompt, n, results, key):
     results[key] = "".join(c.choices[0].text for c in stream if c.choices)
 
 
+# Prompts whose first 8 greedy steps all have a margin of at least 0.44 logits between the best
+# token and the runner-up (measured with tools/edgeq-logits): a batched step rounds its products
+# differently from a single sequence's, and at a near tie (Gemma's continuation of "Once upon a
+# time" has one of 0.13) either token is a correct greedy choice.
+STABLE_PROMPTS = ["1, 2, 3, 4, 5,", "Monday, Tuesday, Wednesday,", "Water boils at",
+                  "The quick brown fox"]
+
+
 def test_concurrent_streams_equal_sequential(server, client, model_id):
-    n = 12
+    n = 8
     sequential = [client.completions.create(model=model_id, prompt=p, max_tokens=n, temperature=0).choices[0].text
-                  for p in PROMPTS]
-    results = {}
-    threads = [threading.Thread(target=stream_completion, args=(server, p, n, results, i))
-               for i, p in enumerate(PROMPTS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert [results.get(i) for i in range(len(PROMPTS))] == sequential
+                  for p in STABLE_PROMPTS]
+    for _ in range(2):
+        results = {}
+        threads = [threading.Thread(target=stream_completion, args=(server, p, n, results, i))
+                   for i, p in enumerate(STABLE_PROMPTS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert [results.get(i) for i in range(len(STABLE_PROMPTS))] == sequential
 
 
 def raw_http(server, data, read_timeout=30):
