@@ -61,16 +61,50 @@ function bubble(role, text) {
   return div;
 }
 
+const testMode = new URLSearchParams(location.search).get("test") === "1";
+
+// In test mode (?test=1) requests are synchronous, so that the reply is on the page before
+// the load event, where a headless browser's --dump-dom reads it; the reply goes through the
+// same event parser as a streamed one.
+function syncRequest(method, path, body) {
+  const x = new XMLHttpRequest();
+  x.open(method, path, false);
+  for (const [k, v] of Object.entries(headers())) x.setRequestHeader(k, v);
+  x.send(body);
+  return {ok: x.status >= 200 && x.status < 300, status: x.status, text: x.responseText};
+}
+
+function showModel(ok, j) {
+  if (!ok) throw new Error(j.error ? j.error.message : "HTTP error");
+  modelId = j.data[0].id;
+  $("model").textContent = modelId;
+}
+
 async function loadModel() {
   try {
-    const r = await fetch("/v1/models", {headers: headers()});
-    const j = await r.json();
-    if (!r.ok) throw new Error(j.error ? j.error.message : r.statusText);
-    modelId = j.data[0].id;
-    $("model").textContent = modelId;
+    if (testMode) {
+      const r = syncRequest("GET", "/v1/models", null);
+      showModel(r.ok, JSON.parse(r.text));
+    } else {
+      const r = await fetch("/v1/models", {headers: headers()});
+      showModel(r.ok, await r.json());
+    }
   } catch (e) {
     $("model").textContent = "(model unknown: " + e.message + ")";
   }
+}
+
+// Server-sent events: complete "data: ..." events of `buffer` go to onData; returns the rest.
+function parseEvents(buffer, onData) {
+  let end;
+  while ((end = buffer.indexOf("\n\n")) >= 0) {
+    const event = buffer.slice(0, end);
+    buffer = buffer.slice(end + 2);
+    for (const line of event.split("\n")) {
+      if (line.startsWith("data: ") && line.slice(6) !== "[DONE]") onData(JSON.parse(line.slice(6)));
+    }
+  }
+  return buffer;
 }
 
 async function send(text) {
@@ -83,45 +117,41 @@ async function send(text) {
   $("send").disabled = true;
   const t0 = performance.now();
   let tFirst = 0, nTokens = 0, reply = "";
-  try {
-    const r = await fetch("/v1/chat/completions", {
-      method: "POST", headers: headers(),
-      body: JSON.stringify({model: modelId || undefined, messages: history, stream: true,
-                            stream_options: {include_usage: true}})});
-    if (!r.ok) {
-      const j = await r.json().catch(() => ({}));
-      throw new Error(j.error ? j.error.message : r.statusText);
+  const onData = (j) => {
+    if (j.error) throw new Error(j.error.message);
+    if (j.usage) nTokens = j.usage.completion_tokens;
+    const c = j.choices && j.choices[0];
+    if (c && c.delta && c.delta.content) {
+      if (!tFirst) tFirst = performance.now();
+      reply += c.delta.content;
+      out.textContent = reply;
+      $("log").scrollTop = $("log").scrollHeight;
     }
-    const reader = r.body.getReader();
-    const decoder = new TextDecoder();
-    let buffer = "";
-    for (;;) {
-      const {value, done} = await reader.read();
-      if (done) break;
-      buffer += decoder.decode(value, {stream: true});
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const event = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        for (const line of event.split("\n")) {
-          if (!line.startsWith("data: ")) continue;
-          const data = line.slice(6);
-          if (data === "[DONE]") continue;
-          const j = JSON.parse(data);
-          if (j.error) throw new Error(j.error.message);
-          if (j.usage) nTokens = j.usage.completion_tokens;
-          const c = j.choices && j.choices[0];
-          if (c && c.delta && c.delta.content) {
-            if (!tFirst) tFirst = performance.now();
-            reply += c.delta.content;
-            out.textContent = reply;
-            $("log").scrollTop = $("log").scrollHeight;
-          }
-        }
+  };
+  try {
+    const body = JSON.stringify({model: modelId || undefined, messages: history, stream: true,
+                                 stream_options: {include_usage: true}});
+    if (testMode) {
+      const r = syncRequest("POST", "/v1/chat/completions", body);
+      if (!r.ok) throw new Error(JSON.parse(r.text).error.message);
+      parseEvents(r.text, onData);
+    } else {
+      const r = await fetch("/v1/chat/completions", {method: "POST", headers: headers(), body});
+      if (!r.ok) {
+        const j = await r.json().catch(() => ({}));
+        throw new Error(j.error ? j.error.message : r.statusText);
+      }
+      const reader = r.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for (;;) {
+        const {value, done} = await reader.read();
+        if (done) break;
+        buffer = parseEvents(buffer + decoder.decode(value, {stream: true}), onData);
       }
     }
     history.push({role: "assistant", content: reply});
-    const seconds = (performance.now() - (tFirst || t0)) / 1000;
+    const seconds = (performance.now() - (testMode ? t0 : tFirst || t0)) / 1000;
     $("speed").textContent = nTokens + " tokens, " +
         (seconds > 0 ? (nTokens / seconds).toFixed(1) : "-") + " tokens/s";
     $("status").textContent = "done";
@@ -143,9 +173,11 @@ $("form").addEventListener("submit", (ev) => {
   send(text);
 });
 
-loadModel().then(() => {
-  if (new URLSearchParams(location.search).get("test") === "1") send("Say hello.");
-});
+if (testMode) {
+  send("Say hello.");  // synchronous requests: done before this script returns
+} else {
+  loadModel();
+}
 </script>
 </body>
 </html>
