@@ -112,6 +112,7 @@ void parse_common(const json& body, CompletionRequest& r) {
             r.max_tokens = static_cast<int32_t>(integer_in(*v, name, 1, k_max_tokens_limit));
     }
     if (const json* v = field(body, "n")) integer_in(*v, "n", 1, 1);
+    if (const json* v = field(body, "ignore_eos")) r.ignore_eos = boolean(*v, "ignore_eos");
     if (const json* v = field(body, "stop")) {
         if (v->is_string()) {
             r.stops.push_back(v->get<std::string>());

@@ -347,6 +347,7 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
     job->sampling = r.sampling;
     job->max_tokens = static_cast<int32_t>(max_tokens);
     job->stops = r.stops;
+    job->ignore_eos = r.ignore_eos;
     job->t_submit = Clock::now();
     job->deadline =
         job->t_submit + std::chrono::milliseconds(static_cast<int64_t>(options.timeout_s * 1000.0));

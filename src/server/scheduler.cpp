@@ -322,7 +322,8 @@ void Scheduler::sample_slot(Slot& slot, const float* logits) {
     }
     slot.t_last_token = now;
     const Tokenizer& tok = model_.tokenizer();
-    if (tok.is_end_of_generation(id)) return finish_slot(slot, FinishReason::stop);
+    if (!slot.job->ignore_eos && tok.is_end_of_generation(id))
+        return finish_slot(slot, FinishReason::stop);
     slot.sampler->accept(id);
     ++slot.n_generated;
     const std::string text = slot.stops->push(slot.text->push(id));

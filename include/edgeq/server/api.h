@@ -54,6 +54,7 @@ struct CompletionRequest {
     std::vector<std::string> stops;
     bool stream = false;
     bool include_usage = false;  // stream_options.include_usage
+    bool ignore_eos = false;     // llama.cpp's extension: generate through end-of-generation
 };
 
 struct EmbeddingRequest {

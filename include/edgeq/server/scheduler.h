@@ -45,6 +45,7 @@ class GenerationJob {
     SamplingParams sampling;
     int32_t max_tokens = 16;  // >= 1; prompt + max_tokens fits the context
     std::vector<std::string> stops;
+    bool ignore_eos = false;  // end-of-generation tokens do not end it (benchmarks)
     Clock::time_point t_submit = Clock::now();
     Clock::time_point deadline = Clock::time_point::max();
 

@@ -47,6 +47,7 @@ TEST(ServerApi, ChatFieldsLand) {
                                  {"frequency_penalty", -0.5},
                                  {"stream", true},
                                  {"stream_options", {{"include_usage", true}}},
+                                 {"ignore_eos", true},
                                  {"unknown_field", {1, 2}}}),
                            defaults);
     EXPECT_EQ(r.model, "m");
@@ -64,6 +65,7 @@ TEST(ServerApi, ChatFieldsLand) {
     EXPECT_FLOAT_EQ(r.sampling.frequency_penalty, -0.5f);
     EXPECT_TRUE(r.stream);
     EXPECT_TRUE(r.include_usage);
+    EXPECT_TRUE(r.ignore_eos);
 
     // Absent and null fields keep the server's defaults.
     SamplingParams server_defaults;
@@ -105,6 +107,7 @@ TEST(ServerApi, EveryBadFieldIsA400NamingIt) {
         {chat({{"frequency_penalty", true}}), "frequency_penalty"},
         {chat({{"stream", "yes"}}), "stream"},
         {chat({{"n", 2}}), "n"},
+        {chat({{"ignore_eos", 1}}), "ignore_eos"},
         {chat({{"model", 5}}), "model"},
         {chat({{"logprobs", true}}), "logprobs"},
         {chat({{"messages", "hi"}}), "messages"},
