@@ -469,11 +469,12 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
                 st.finished = true;
                 if (ok) sink.done();
             } else if (ok && now - st.last_write > std::chrono::seconds(1)) {
-                // An SSE comment while the request waits: finds a client that has gone.
+                // An SSE comment (clients skip it) after a second of silence, queued or in a
+                // long prompt: a write to a client that has gone fails and frees the slot.
                 static constexpr char k_ping[] = ": waiting\n\n";
                 ok = sink.write(k_ping, sizeof(k_ping) - 1);
+                st.last_write = now;
             }
-            if (ok && (out.started || !out.text.empty())) st.last_write = now;
             if (ok && !out.text.empty()) st.last_write = now;
             if (!ok) st.job->cancel();  // the client has gone: free its slot
             return ok;
