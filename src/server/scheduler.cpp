@@ -58,11 +58,12 @@ void GenerationJob::emit(const std::string& text, int32_t n_generated) {
     cv_.notify_all();
 }
 
-void GenerationJob::finish(FinishReason reason, const std::string& error) {
+void GenerationJob::finish(FinishReason reason, int32_t n_generated, const std::string& error) {
     {
         std::lock_guard lock(mutex_);
         if (done_) return;
         done_ = true;
+        n_generated_ = n_generated;
         finish_ = reason;
         error_ = error;
     }
@@ -245,9 +246,9 @@ void Scheduler::loop() {
                     std::shared_ptr<GenerationJob> job = std::move(queue_.front());
                     queue_.pop_front();
                     if (job->cancelled()) {
-                        job->finish(FinishReason::cancelled);
+                        job->finish(FinishReason::cancelled, 0);
                     } else if (Clock::now() >= job->deadline) {
-                        job->finish(FinishReason::timeout);
+                        job->finish(FinishReason::timeout, 0);
                     } else {
                         slot->job = std::move(job);
                     }
@@ -260,7 +261,7 @@ void Scheduler::loop() {
                 try {
                     for (int32_t id : s.job->prompt) s.sampler->accept(id);
                 } catch (const std::exception& e) {
-                    s.job->finish(FinishReason::error, e.what());
+                    s.job->finish(FinishReason::error, 0, e.what());
                     s.job.reset();
                     continue;
                 }
@@ -286,7 +287,7 @@ void Scheduler::loop() {
     std::deque<std::packaged_task<void()>> tasks;
     {
         std::lock_guard lock(mutex_);
-        for (auto& job : queue_) job->finish(FinishReason::cancelled);
+        for (auto& job : queue_) job->finish(FinishReason::cancelled, 0);
         queue_.clear();
         tasks.swap(tasks_);
     }
@@ -303,7 +304,7 @@ void Scheduler::finish_slot(Slot& slot, FinishReason reason, const std::string& 
     const Clock::time_point now = Clock::now();
     metrics_.add_tokens(static_cast<int64_t>(slot.n_prompt_done), slot.n_generated);
     metrics_.observe_request_time(seconds_between(slot.job->t_submit, now));
-    slot.job->finish(reason, error);
+    slot.job->finish(reason, slot.n_generated, error);
     slot.job.reset();
     slot.sampler.reset();
     slot.text.reset();
@@ -349,7 +350,8 @@ void Scheduler::step() {
         } else if (now >= s.job->deadline) {
             finish_slot(s, FinishReason::timeout);
         } else if (s.n_prompt_done == s.job->prompt.size()) {
-            if (static_cast<int64_t>(s.job->prompt.size()) + s.n_generated >= n_ctx_) {
+            // Decoding the last sampled token needs one more position of the cache.
+            if (static_cast<int64_t>(s.job->prompt.size()) + s.n_generated > n_ctx_) {
                 finish_slot(s, FinishReason::length);  // the context is full
                 continue;
             }

@@ -65,7 +65,7 @@ class GenerationJob {
     // The scheduler's side.
     void start();
     void emit(const std::string& text, int32_t n_generated);
-    void finish(FinishReason reason, const std::string& error = {});
+    void finish(FinishReason reason, int32_t n_generated, const std::string& error = {});
 
   private:
     std::mutex mutex_;
