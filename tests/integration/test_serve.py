@@ -5,7 +5,7 @@ Q4_K_M): chat and text completions, streamed and not, and embeddings; greedy com
 `edgeq run --temp 0` on the same prompt (an independent path through the engine), streamed
 text equals the whole, concurrent streams equal sequential requests. Then the server's
 defences: a bad-input suite where every case is a 4xx OpenAI error JSON and the server still
-serves; the API key; a full queue; a client that disconnects mid-stream frees its slot; SIGTERM
+serves; the API key; a full queue; request timeouts; a client that disconnects mid-stream frees its slot; SIGTERM
 exits 0 within 5 s; a load test (16 clients; EDGEQ_SERVE_LOAD_S seconds, 15 by default) with
 no 5xx, latencies printed.
 """
@@ -297,6 +297,38 @@ def test_a_full_queue_is_503_with_retry_after(edgeq_bin, model, tmp_path):
         assert reply["error"]["code"] == "queue_full"
         for c in conns:
             c.close()
+    finally:
+        assert s.stop() == 0, s.log()
+
+
+def test_request_timeout(edgeq_bin, model, tmp_path):
+    # One slot, --timeout 1: of two long requests sent together, the one that gets the slot is
+    # cut at its deadline ("length"), the one left waiting gets a 503 when its deadline passes.
+    s = Server(edgeq_bin, model, "-t", THREADS, "--parallel", 1, "-c", 512, "--timeout", 1,
+               log_path=tmp_path / "serve.log")
+    try:
+        replies = [None, None]
+
+        def ask(i):
+            replies[i] = s.request("POST", "/v1/completions", {"prompt": f"Story {i}:", "max_tokens": 500,
+                                                               "ignore_eos": True})
+
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(2)]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert time.monotonic() - t0 < 10
+        statuses = sorted(r[0] for r in replies)
+        assert statuses == [200, 503], replies
+        done = next(r[1] for r in replies if r[0] == 200)
+        assert done["choices"][0]["finish_reason"] == "length"
+        assert 0 < done["usage"]["completion_tokens"] < 500
+        refused = next(r[1] for r in replies if r[0] == 503)
+        assert refused["error"]["code"] == "timeout"
+        status, _ = s.request("POST", "/v1/completions", {"prompt": "Hi", "max_tokens": 1})
+        assert status == 200
     finally:
         assert s.stop() == 0, s.log()
 
