@@ -42,7 +42,10 @@ void serve(const server::ServerOptions& options) {
     std::printf("edgeq serve: listening on http://%s:%d\n", options.host.c_str(), port);
     std::fflush(stdout);
 
+    // stop() only closes a socket that listen() has opened, so a stop is repeated until
+    // listen() returns: a signal or a failed load may come before it starts.
     std::atomic<bool> done{false};
+    std::atomic<bool> stop_requested{false};
     std::atomic<bool> load_failed{false};
     std::thread loader([&] {
         try {
@@ -52,12 +55,12 @@ void serve(const server::ServerOptions& options) {
         } catch (const std::exception& e) {
             std::fprintf(stderr, "edgeq: error: %s\n", e.what());
             load_failed.store(true);
-            http.stop();
+            stop_requested.store(true);
         }
     });
     std::thread watcher([&] {
-        const timespec poll{0, 200'000'000};
-        while (!done.load()) {
+        const timespec poll{0, 50'000'000};
+        while (!done.load() && !stop_requested.load()) {
             if (sigtimedwait(&signals, nullptr, &poll) <= 0) continue;
             std::fprintf(stderr, "edgeq serve: shutting down\n");
             std::thread([] {
@@ -65,13 +68,16 @@ void serve(const server::ServerOptions& options) {
                 std::fprintf(stderr, "edgeq serve: shutdown took too long; exiting\n");
                 std::_Exit(0);
             }).detach();
+            break;
+        }
+        while (!done.load()) {
             http.stop();
-            return;
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
     });
     http.listen();
-    loader.join();
     done.store(true);
+    loader.join();
     watcher.join();
     if (load_failed.load()) fail("serve: the model could not be loaded");
 }

@@ -447,3 +447,24 @@ def test_load_16_clients_no_5xx(server):
           f"p50 {q[49] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms")
     status, _ = server.request("GET", "/health")
     assert status == 200
+
+
+def test_startup_failures_are_clear_errors(edgeq_bin, model, tmp_path):
+    bad = tmp_path / "not-a-model.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 20)
+    r = subprocess.run([str(edgeq_bin), "serve", str(bad), "--port", "0"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and str(bad) in r.stderr, r.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run([str(edgeq_bin), "serve", str(model), "--port", str(port)], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 1 and f"127.0.0.1:{port}" in r.stderr, r.stderr
+    # A SIGTERM before the model is ready (straight after the socket is bound) still exits 0.
+    proc = subprocess.Popen([str(edgeq_bin), "serve", str(model), "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert "listening on" in proc.stdout.readline()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=5) == 0
+
