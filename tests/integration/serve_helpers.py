@@ -83,11 +83,14 @@ class Server:
         finally:
             conn.close()
 
-    def metric(self, name):
+    def metric(self, name, default=None):
+        """A sample of /metrics; `default` for a labelled series not yet counted."""
         _, text = self.request("GET", "/metrics")
         for line in text.splitlines():
             if line.startswith(name + " "):
                 return float(line.split()[1])
+        if default is not None:
+            return default
         raise AssertionError(f"{name} not in /metrics:\n{text}")
 
     def stop(self, timeout=10):

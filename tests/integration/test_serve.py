@@ -413,6 +413,9 @@ def test_sigterm_exits_cleanly_within_5s(edgeq_bin, model, tmp_path):
 
 def test_load_16_clients_no_5xx(server):
     duration = float(os.environ.get("EDGEQ_SERVE_LOAD_S", "15"))
+    ok_label = 'edgeq_requests_total{endpoint="/v1/completions",status="200"}'
+    ok_before = server.metric(ok_label, default=0.0)
+    ttft_before = server.metric("edgeq_time_to_first_token_seconds_count")
     stop_at = time.monotonic() + duration
     latencies, statuses, errors = [], [], []
     lock = threading.Lock()
@@ -447,6 +450,10 @@ def test_load_16_clients_no_5xx(server):
           f"p50 {q[49] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms")
     status, _ = server.request("GET", "/health")
     assert status == 200
+    # /metrics counted every request and every first token.
+    assert server.metric(ok_label) - ok_before == len(statuses)
+    assert server.metric("edgeq_time_to_first_token_seconds_count") - ttft_before == len(statuses)
+    assert server.metric("edgeq_queue_depth") == 0 and server.metric("edgeq_active_slots") == 0
 
 
 def test_startup_failures_are_clear_errors(edgeq_bin, model, tmp_path):
