@@ -339,8 +339,10 @@ void Scheduler::sample_slot(Slot& slot, const float* logits) {
 
 void Scheduler::step() {
     const Clock::time_point now = Clock::now();
-    std::vector<BatchItem> items;
-    std::vector<Slot*> owners;  // the slot of each item
+    std::vector<BatchItem>& items = items_;
+    std::vector<Slot*>& owners = owners_;  // the slot of each item
+    items.clear();
+    owners.clear();
     // Generating slots first: one token each, so a long prompt never stalls a stream.
     for (auto& slot : slots_) {
         Slot& s = *slot;

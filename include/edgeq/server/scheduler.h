@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "edgeq/runtime/batch-session.h"
 #include "edgeq/runtime/engine.h"
 #include "edgeq/runtime/sampler.h"
 #include "edgeq/server/metrics.h"
@@ -124,6 +125,8 @@ class Scheduler {
     std::unique_ptr<StepDecoder> decoder_;
     std::unique_ptr<Session> embed_session_;  // made on first use
     std::vector<std::unique_ptr<Slot>> slots_;
+    std::vector<BatchItem> items_;  // a step's items and their slots, reused step to step
+    std::vector<Slot*> owners_;
 
     mutable std::mutex mutex_;
     std::condition_variable cv_;
