@@ -10,6 +10,7 @@ APT_PACKAGES=(
   clang libclang-rt-14-dev            # libFuzzer and the sanitizer runtimes for clang
   nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev
   libprotobuf-dev protobuf-compiler
+  libonnx-dev                         # ONNX's schema (onnx_proto) for edgeq export --format onnx
   libutf8proc-dev                     # Unicode categories and normalisation for the tokenizers
   libcpp-httplib-dev                  # edgeq serve's HTTP server
   chromium                            # headless browser of the chat page test (test_serve_page.py)

@@ -1,11 +1,15 @@
 #include "edgeq/core/temp-files.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <csignal>
 #include <cstring>
+#include <cerrno>
 #include <mutex>
+
+#include "edgeq/core/error.h"
 
 namespace edgeq {
 namespace {
@@ -49,6 +53,45 @@ void unregister_temp_file(const std::string& path) {
     for (Slot& slot : g_slots) {
         if (slot.used.load() && path == slot.path) slot.used.store(false);
     }
+}
+
+void write_file_atomic(const std::string& path, std::string_view content) {
+    std::string temp = path + ".tmp-XXXXXX";
+    const int fd = ::mkstemp(temp.data());
+    if (fd < 0) fail("{}: cannot create a temporary file beside it: {}", path, std::strerror(errno));
+    register_temp_file(temp);
+    const auto give_up = [&](const char* what) {
+        const int saved = errno;
+        ::close(fd);
+        ::unlink(temp.c_str());
+        unregister_temp_file(temp);
+        fail("{}: cannot {}: {}", path, what, std::strerror(saved));
+    };
+    size_t done = 0;
+    while (done < content.size()) {
+        const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            give_up("write");
+        }
+        done += static_cast<size_t>(n);
+    }
+    const mode_t mask = ::umask(0);
+    ::umask(mask);
+    ::fchmod(fd, 0666 & ~mask);
+    if (::fsync(fd) != 0) give_up("sync");
+    if (::close(fd) != 0) {
+        ::unlink(temp.c_str());
+        unregister_temp_file(temp);
+        fail("{}: cannot close: {}", path, std::strerror(errno));
+    }
+    if (::rename(temp.c_str(), path.c_str()) != 0) {
+        const int saved = errno;
+        ::unlink(temp.c_str());
+        unregister_temp_file(temp);
+        fail("{}: cannot rename {} into place: {}", path, temp, std::strerror(saved));
+    }
+    unregister_temp_file(temp);
 }
 
 void install_temp_file_cleanup() {

@@ -35,7 +35,7 @@ void ThreadPool::run_chunks(int thread) {
         }
         const int64_t end = std::min(job_n_, begin + job_grain_);
         try {
-            (*job_)(begin, end, thread);
+            job_(begin, end, thread);
         } catch (...) {
             std::lock_guard<std::mutex> lock(mutex_);
             if (!error_) error_ = std::current_exception();
@@ -62,8 +62,7 @@ void ThreadPool::worker_main(int thread) {
     }
 }
 
-void ThreadPool::parallel_for(int64_t n, int64_t grain,
-                              const std::function<void(int64_t, int64_t, int)>& fn) {
+void ThreadPool::run(Job fn, int64_t n, int64_t grain) {
     if (n <= 0) return;
     grain = std::max<int64_t>(1, grain);
     if (n_threads_ == 1 || n <= grain) {
@@ -72,7 +71,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     }
     {
         std::lock_guard<std::mutex> lock(mutex_);
-        job_ = &fn;
+        job_ = fn;
         job_n_ = n;
         job_grain_ = grain;
         next_ = 0;
@@ -86,7 +85,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     {
         std::unique_lock<std::mutex> lock(mutex_);
         done_.wait(lock, [&] { return n_busy_ == 0; });
-        job_ = nullptr;
+        job_ = {};
         error = std::exchange(error_, nullptr);
     }
     if (error) std::rethrow_exception(error);

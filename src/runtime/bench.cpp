@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <memory>
 #include <random>
 
@@ -25,7 +26,19 @@ double ms_since(Clock::time_point start) {
     return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
+// The high-water mark of this process's memory: /proc/self/status's VmHWM, which belongs to
+// the current program (ru_maxrss also carries the parent's mark across fork and exec, so a
+// bench started by a big process would report the parent's size).
 double peak_rss_mib() {
+    if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
+        char line[256];
+        long long kib = -1;
+        while (std::fgets(line, sizeof line, f) != nullptr) {
+            if (std::sscanf(line, "VmHWM: %lld kB", &kib) == 1) break;
+        }
+        std::fclose(f);
+        if (kib >= 0) return static_cast<double>(kib) / 1024.0;
+    }
     rusage usage{};
     if (getrusage(RUSAGE_SELF, &usage) != 0) return 0.0;
     return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB

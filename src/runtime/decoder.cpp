@@ -99,6 +99,7 @@ Decoder::Decoder(const LoadedModel& loaded, const SessionOptions& opts, int32_t 
 }
 
 void Decoder::project(const Matrix& m, const float* in, int32_t n, float* out) {
+    if (options.observer != nullptr) options.observer->observe(m.name, in, n, m.n_in);
     cpu::matmul(m.type, m.data, m.n_out, m.n_in, in, n, out, pool, matmul_scratch);
 }
 

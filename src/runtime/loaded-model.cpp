@@ -36,7 +36,7 @@ class Binder {
         if (n_in % d.block_size != 0)
             fail("{}: tensor {} rows of {} values are not whole {} blocks", file_.path(), name,
                  n_in, d.name);
-        return {t.type, file_.tensor_data(t), n_in, n_out};
+        return {t.type, file_.tensor_data(t), n_in, n_out, t.name};
     }
 
     std::vector<float> vector(const std::string& name, int64_t n) const {

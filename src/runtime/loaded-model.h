@@ -4,6 +4,7 @@
 
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "edgeq/runtime/engine.h"
@@ -17,6 +18,7 @@ struct Matrix {
     const void* data = nullptr;
     int64_t n_in = 0;
     int64_t n_out = 0;
+    std::string_view name;  // the GGUF tensor's name (held by the model's GgufFile)
 };
 
 struct LayerWeights {

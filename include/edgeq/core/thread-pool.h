@@ -7,9 +7,9 @@
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
-#include <functional>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -28,12 +28,29 @@ class ThreadPool {
     // Calls fn(begin, end, thread_index) on chunks of at most `grain` indices covering [0, n),
     // spread over the pool's threads; returns when all are done. If fn throws, the remaining
     // chunks are skipped and the first exception is rethrown here.
-    void parallel_for(int64_t n, int64_t grain,
-                      const std::function<void(int64_t begin, int64_t end, int thread)>& fn);
+    // The callable is referred to, not copied: nothing is allocated, whatever it captures.
+    template <typename Fn>
+    void parallel_for(int64_t n, int64_t grain, Fn&& fn) {
+        using F = std::remove_reference_t<Fn>;
+        run({[](const void* f, int64_t begin, int64_t end, int thread) {
+                 (*static_cast<F*>(const_cast<void*>(f)))(begin, end, thread);
+             },
+             &fn},
+            n, grain);
+    }
 
     static int hardware_threads();
 
   private:
+    // A reference to a callable: its address and a function that calls it.
+    struct Job {
+        void (*call)(const void* fn, int64_t begin, int64_t end, int thread);
+        const void* fn;
+        void operator()(int64_t begin, int64_t end, int thread) const {
+            call(fn, begin, end, thread);
+        }
+    };
+    void run(Job job, int64_t n, int64_t grain);
     void worker_main(int thread);
     void run_chunks(int thread);
 
@@ -48,7 +65,7 @@ class ThreadPool {
     bool stopping_ = false;
 
     // The current job; valid while n_busy_ > 0 or the caller runs it.
-    const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
+    Job job_{};
     int64_t job_n_ = 0;
     int64_t job_grain_ = 1;
     int64_t next_ = 0;  // guarded by mutex_

@@ -14,11 +14,15 @@
 
 namespace edgeq {
 
+class ThreadPool;
+
 struct MatMulNBitsOptions {
     int bits = 4;                       // 4 or 8
     int block_size = 32;                // 16, 32, 64 or 128
     bool symmetric = true;              // no zero_points input (the operator's default zero point)
     const float* importance = nullptr;  // optional per-column weights (n_in floats), e.g. imatrix
+    bool fp16_scales = false;  // scales rounded to F16 values (lossless when the graph stores F16)
+    ThreadPool* pool = nullptr;  // rows quantized in parallel when set
 };
 
 struct MatMulNBitsWeights {
@@ -31,9 +35,17 @@ struct MatMulNBitsWeights {
     std::vector<float> scales;         // N x n_blocks
     std::vector<uint8_t> zero_points;  // empty when symmetric; else N x ceil(n_blocks * bits / 8)
 };
+// Layout (ORT's, checked against onnxruntime by tests/integration/test_onnx_matmul_nbits.py):
+// value k of block b of row n is code(n, b, k) = bits [k * bits, (k + 1) * bits) of
+// packed[n][b] (low nibble first for 4 bits), and it stands for scale * (code - zero_point).
+// The zero point is 2^(bits - 1) when zero_points is empty; else 4-bit zero points are packed
+// two per byte along the blocks, low nibble first (an odd last byte's high nibble holds 8, as
+// ORT's quantizer writes), 8-bit ones one per byte. K is padded to n_blocks * block_size with
+// codes equal to the zero point (the operator ignores them). Scales may be negative.
 
 // Quantizes w (n_out rows of n_in floats, row-major as GGUF stores a weight) with edgeq's
-// own error-minimising search.
+// own error-minimising search (least importance-weighted squared error over a grid of scales,
+// and of integer zero points when asymmetric). Fails on bad options or a non-finite weight.
 MatMulNBitsWeights quantize_matmul_nbits(const float* w, int64_t n_out, int64_t n_in,
                                          const MatMulNBitsOptions& options);
 

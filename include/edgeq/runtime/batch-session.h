@@ -30,7 +30,8 @@ class BatchSession {
   public:
     // n_seq (>= 1) sequences, each with a KV cache of options.n_ctx positions (at most the
     // model's training context). options.n_batch bounds the items of one forward pass; a
-    // decode() of more runs in several. Every buffer is made here: decode() allocates nothing.
+    // decode() of more runs in several. Caches and activation buffers are all made here, none
+    // in decode(). One thread at a time may use a BatchSession.
     BatchSession(const LoadedModel& model, const SessionOptions& options, int32_t n_seq);
     ~BatchSession();
     BatchSession(const BatchSession&) = delete;

@@ -64,8 +64,8 @@ struct BenchResult {
     double bpw = 0.0;
     double load_ms = 0.0;
     double first_decode_ms = 0.0;
-    // getrusage(RUSAGE_SELF) ru_maxrss in MiB after the run: the process's high-water mark so
-    // far, so with several runs in one process it is the largest of them up to this one.
+    // The process's resident-memory high-water mark in MiB after the run (VmHWM): with several
+    // runs in one process it is the largest of them up to this one.
     double peak_rss_mb = 0.0;
     std::vector<double> pp_samples_tps;  // one per repetition; empty when n_prompt is 0
     std::vector<double> tg_samples_tps;

@@ -14,6 +14,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "edgeq/formats/gguf.h"
@@ -37,6 +38,16 @@ class LoadedModel {
     virtual int32_t n_ctx_train() const = 0;
 };
 
+// Sees the input of every weight product a Session computes (calibration: edgeq imatrix).
+// Called on the decoding thread just before the product, with the weight's GGUF name
+// ("blk.0.attn_q.weight"; a tied output is "token_embd.weight") and its n_rows input rows of
+// n_in floats, valid during the call only.
+class ProjectionObserver {
+  public:
+    virtual ~ProjectionObserver() = default;
+    virtual void observe(std::string_view weight, const float* x, int32_t n_rows, int64_t n_in) = 0;
+};
+
 struct SessionOptions {
     int32_t n_ctx = 4096;     // KV cache length (at most the model's training context)
     int32_t n_threads = 0;    // 0: all hardware threads
@@ -44,6 +55,7 @@ struct SessionOptions {
     bool kv_q8_0 = false;     // Q8_0 KV cache instead of F16
     bool kv_f32 = false;      // F32 KV cache (exact; for checks against reference logits)
     bool all_logits = false;  // keep the logits of every position of the last decode()
+    ProjectionObserver* observer = nullptr;  // not owned; null: no observation (no cost)
 };
 
 class Session {
