@@ -79,6 +79,11 @@ const float* Session::logits_at(int32_t i) const {
     return m.logits.data();
 }
 
+void Session::set_all_logits(bool on) {
+    impl_->decoder.options.all_logits = on;
+    impl_->last_n_tokens = 0;
+}
+
 std::vector<float> Session::mean_hidden() const {
     const Impl& m = *impl_;
     if (m.last_n_tokens == 0) fail("mean_hidden: nothing decoded yet");

@@ -70,6 +70,9 @@ class Session {
     const float* decode(std::span<const int32_t> tokens);
     // With all_logits: the logits of position i of the last decode() (i < its token count).
     const float* logits_at(int32_t i) const;
+    // Turns all_logits on or off for the next decode() calls (a prefix decoded without
+    // logits, then positions to score with them); logits_at() forgets the last decode().
+    void set_all_logits(bool on);
     // The mean-pooled final hidden state of the last decode() (n_embd floats).
     std::vector<float> mean_hidden() const;
 

@@ -79,6 +79,35 @@ TEST(Engine, BatchStepsAndChunksAgree) {
     }
 }
 
+TEST(Engine, AllLogitsCanBeTurnedOnAfterAPrefix) {
+    testing::Random random;
+    SCOPED_TRACE(random.trace());
+    const Synth m;
+    const TempModel file(m, random, "all-logits");
+    const auto model = LoadedModel::load(file.path);
+    const std::vector<int32_t> ids = random_ids(random, 19, m.n_vocab);
+    SessionOptions f32{.n_ctx = 64, .n_threads = 2, .n_batch = 5, .kv_f32 = true};
+    const std::vector<float> whole = run(*model, ids, 19, f32);
+    // A prefix of 8 without logits, then 11 positions with them, as edgeq eval decodes.
+    Session session(*model, f32);
+    session.decode({ids.data(), 8});
+    EXPECT_THROW(session.logits_at(0), Error);  // only the last position is kept
+    session.set_all_logits(true);
+    EXPECT_THROW(session.logits_at(7), Error);  // the last decode is forgotten
+    session.decode({ids.data() + 8, 11});
+    const size_t n_vocab = static_cast<size_t>(m.n_vocab);
+    std::vector<float> tail;
+    for (int i = 0; i < 11; ++i)
+        tail.insert(tail.end(), session.logits_at(i), session.logits_at(i) + n_vocab);
+    expect_close(tail,
+                 std::vector<float>(whole.begin() + 8 * static_cast<long>(n_vocab), whole.end()),
+                 1e-5);
+    session.set_all_logits(false);
+    const float* last = session.decode({ids.data(), 1});
+    EXPECT_EQ(last, session.logits_at(0));
+    EXPECT_THROW(session.logits_at(1), Error);
+}
+
 TEST(Engine, TruncateAndResetReplayTheCache) {
     testing::Random random;
     SCOPED_TRACE(random.trace());
