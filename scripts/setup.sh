@@ -12,6 +12,8 @@ APT_PACKAGES=(
   libprotobuf-dev protobuf-compiler
   libonnx-dev                         # ONNX's schema (onnx_proto) for edgeq export --format onnx
   libutf8proc-dev                     # Unicode categories and normalisation for the tokenizers
+  libcpp-httplib-dev                  # edgeq serve's HTTP server
+  chromium                            # headless browser of the chat page test (test_serve_page.py)
   python3 python3-venv
 )
 

@@ -23,6 +23,7 @@ void add_demo(CLI::App& app);
 void add_imatrix(CLI::App& app);
 void add_export(CLI::App& app);
 void add_eval(CLI::App& app);
+void add_serve(CLI::App& app);
 
 // A type name as llama.cpp prints it ("q4_k" and "Q4_K" both work), or an Error listing them.
 GgmlType parse_type(const std::string& name);

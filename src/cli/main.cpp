@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
     edgeq::cli::add_imatrix(app);
     edgeq::cli::add_export(app);
     edgeq::cli::add_eval(app);
+    edgeq::cli::add_serve(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
