@@ -26,10 +26,13 @@ double ms_since(Clock::time_point start) {
     return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
-// The high-water mark of this process's memory: /proc/self/status's VmHWM, which belongs to
-// the current program (ru_maxrss also carries the parent's mark across fork and exec, so a
-// bench started by a big process would report the parent's size).
+// The high-water mark of this process's resident memory: /proc/self/status's VmHWM, which
+// belongs to the current program (ru_maxrss also carries the parent's mark across fork and
+// exec, so a bench started by a big process would report the parent's size). The kernel can
+// lower VmHWM when it drops mapped pages, so the largest value seen is kept.
 double peak_rss_mib() {
+    static double largest = 0.0;
+    double now = -1.0;
     if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
         char line[256];
         long long kib = -1;
@@ -37,11 +40,15 @@ double peak_rss_mib() {
             if (std::sscanf(line, "VmHWM: %lld kB", &kib) == 1) break;
         }
         std::fclose(f);
-        if (kib >= 0) return static_cast<double>(kib) / 1024.0;
+        if (kib >= 0) now = static_cast<double>(kib) / 1024.0;
     }
-    rusage usage{};
-    if (getrusage(RUSAGE_SELF, &usage) != 0) return 0.0;
-    return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
+    if (now < 0) {
+        rusage usage{};
+        if (getrusage(RUSAGE_SELF, &usage) == 0)
+            now = static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
+    }
+    largest = std::max(largest, now);
+    return largest;
 }
 
 std::vector<int32_t> random_ids(std::mt19937_64& rng, int32_t n_vocab, int32_t count) {
