@@ -244,6 +244,35 @@ def test_matmul_nbits_matches_dequantized(family, precision, exported):
     assert mean_kl(got, ref) <= {"int4": 0.1, "int8": 2e-3}[precision]
 
 
+@pytest.mark.parametrize("family, extra", [
+    ("llama2-spm", ["--block-size", "16", "--asymmetric"]),
+    ("llama2-spm", ["--block-size", "128", "--symmetric"]),
+    ("qwen2", ["--block-size", "64", "--asymmetric"]),
+    ("qwen2", ["--block-size", "128", "--asymmetric"]),
+])
+def test_int4_block_size_and_zero_points(family, extra, exported):
+    """Other block sizes (K of 64, 160 and 176 leave tails at 64 and 128) and zero points: the
+    MatMulNBits nodes carry them, and ONNX Runtime computes what edgeq's dequantized weights
+    (the standard export) compute."""
+    block = int(extra[1])
+    asymmetric = "--asymmetric" in extra
+    ort_dir = exported(family, "ort", "int4", "--accuracy-level", "0", *extra)
+    onnx.checker.check_model(str(ort_dir / "model.onnx"))
+    nodes = [n for n in onnx.load(str(ort_dir / "model.onnx"), load_external_data=False).graph.node
+             if n.op_type == "MatMulNBits"]
+    assert len(nodes) >= 4
+    for n in nodes:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        assert attrs["block_size"] == block
+        assert (len(n.input) == 4 and n.input[3] != "") == asymmetric, n.input
+    ids, ref = reference(family)
+    got = run_with_cache(session(ort_dir), ids)
+    want = run_with_cache(session(exported(family, "standard", "int4", *extra)), ids)
+    err = relative_error(got, want)
+    assert err.max() <= 1e-4, f"worst position {err.argmax()}: {err.max():.2e}"
+    assert mean_kl(got, ref) <= 0.1
+
+
 @pytest.mark.parametrize("gguf_type, precision", [("q4_0", "int4"), ("q8_0", "int8")])
 @pytest.mark.parametrize("family", ["llama3-bpe", "qwen3", "gemma3"])
 def test_quantized_gguf_matches_edgeq_runtime(family, gguf_type, precision, edgeq, logits_bin, tmp_path):
