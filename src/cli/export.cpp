@@ -15,6 +15,7 @@
 #include "edgeq/formats/hf-checkpoint.h"
 #include "edgeq/model/gguf-export.h"
 #include "edgeq/model/hf-import.h"
+#include "edgeq/model/hf-tokenizer-export.h"
 #include "edgeq/model/onnx-export.h"
 
 namespace edgeq::cli {
@@ -147,6 +148,11 @@ void add_export(CLI::App& app) {
                                   fs::copy_options::overwrite_existing);
             }
         }
+        // Without the checkpoint's tokenizer.json (a GGUF, or a SentencePiece checkpoint),
+        // the GGUF vocabulary is written in that form for onnxruntime-genai.
+        std::optional<std::string> no_tokenizer;
+        if (!from_hf || !fs::exists(fs::path(args->model) / "tokenizer.json"))
+            no_tokenizer = write_hf_tokenizer(file, args->output);
         const double seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         fmt::print(
@@ -154,10 +160,11 @@ void add_export(CLI::App& app) {
             "ops, {}, {:.1f} s\n",
             args->output, report.model_bytes / 1048576.0, report.data_bytes / 1048576.0,
             report.n_weights / 1e6, args->ops, args->precision, seconds);
-        if (!from_hf)
+        if (no_tokenizer)
             fmt::print(
-                "note: a GGUF input carries no Hugging Face tokenizer files; copy tokenizer.json "
-                "and tokenizer_config.json beside model.onnx for onnxruntime-genai\n");
+                "note: no tokenizer.json written: {}; copy tokenizer.json and "
+                "tokenizer_config.json beside model.onnx for onnxruntime-genai\n",
+                *no_tokenizer);
     });
 }
 

@@ -165,6 +165,47 @@ def test_gguf_input_matches_hf_input(edgeq, exported, tmp_path):
     np.testing.assert_array_equal(from_gguf, from_hf)
 
 
+TOKENIZER_TEXTS = [
+    "Hello world, it's 2024!  \u00dcn\u00efcode  tabs\tand\nnewlines",
+    " leading space",
+    "\u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8 and \u00e9mojis \U0001f389",
+    "x=12345; y = x*2\n\n\tdone   ",
+]
+
+
+@pytest.mark.parametrize("family", ["llama3-bpe", "qwen2", "smollm", "llama2-spm", "gemma3"])
+def test_genai_tokenizer_from_gguf(family, edgeq, tmp_path):
+    """A GGUF input gets tokenizer.json and tokenizer_config.json written from its vocabulary
+    (BPE merges as given; SentencePiece merges derived from the scores); onnxruntime-genai's
+    tokenizer, which reads them, encodes like edgeq's tokenizer on the GGUF (genai's encode adds
+    no BOS, so edgeq's runs with --no-bos) and decodes back to the text."""
+    og = pytest.importorskip("onnxruntime_genai")
+    gguf = tmp_path / "m.gguf"
+    edgeq.run("convert", FIXTURES / family, "-o", gguf, "--type", "f32")
+    result = edgeq.run("export", gguf, "--format", "onnx", "-o", tmp_path / "onnx")
+    assert "no tokenizer.json" not in result.stdout
+    config = json.loads((tmp_path / "onnx" / "tokenizer_config.json").read_text())
+    with_bos = edgeq.run("tokenize", gguf, "--text", "a", "--ids-only").stdout.split()
+    assert config["add_bos_token"] == (len(with_bos) == 2)
+    tok = json.loads((tmp_path / "onnx" / "tokenizer.json").read_text())
+    # SentencePiece: the space the normalizer prepends is dropped after a BOS when decoding.
+    bos = [tok["model"]["vocab"][config["bos_token"]]] if tok["model"]["byte_fallback"] and config["add_bos_token"] else []
+    tokenizer = og.Tokenizer(og.Model(str(tmp_path / "onnx")))
+    for text in TOKENIZER_TEXTS:
+        got = [int(t) for t in tokenizer.encode(text)]
+        want = [int(t) for t in edgeq.run("tokenize", gguf, "--text", text, "--ids-only", "--no-bos").stdout.split()]
+        assert got == want, text
+        assert tokenizer.decode(np.array(bos + got, np.int32)) == text
+
+
+def test_spm_checkpoint_gets_a_tokenizer_json(exported):
+    """A SentencePiece checkpoint (tokenizer.model only) gets tokenizer.json too."""
+    model_dir = exported("llama2-spm")
+    assert (model_dir / "tokenizer.json").exists() and not (FIXTURES / "llama2-spm" / "tokenizer.json").exists()
+    tok = json.loads((model_dir / "tokenizer.json").read_text())
+    assert tok["model"]["byte_fallback"] and len(tok["model"]["merges"]) > 0
+
+
 @pytest.mark.parametrize("args, message", [
     (["--ops", "tensorrt"], "--ops tensorrt"),
     (["--precision", "int3"], "--precision int3"),
