@@ -115,8 +115,15 @@ struct Candidate {
 // from round-to-nearest's assignment, no block ends worse than round-to-nearest.
 class BlockSearch {
   public:
-    BlockSearch(const float* x, const float* w, int n, int n8, int bits, bool symmetric)
-        : x_(x), w_(w), n_(n), n8_(n8), qmax_((1 << bits) - 1), bits_(bits), symmetric_(symmetric) {
+    BlockSearch(const float* x, const float* w, int n, int n8, int bits, bool symmetric, bool clip)
+        : x_(x),
+          w_(w),
+          n_(n),
+          n8_(n8),
+          qmax_((1 << bits) - 1),
+          bits_(bits),
+          symmetric_(symmetric),
+          clip_(clip || !symmetric) {
         for (int i = 0; i < n8; ++i) sxx_ += static_cast<double>(w[i]) * x[i] * x[i];
     }
 
@@ -169,9 +176,11 @@ class BlockSearch {
         int n_cand = 0;
         Candidate rtn;
         if (symmetric_) {
-            // m on the most negative level (round-to-nearest's choice), or on the most positive.
+            // m on the most negative level (round-to-nearest's choice), or on the most positive;
+            // beyond them (clipping m) only when clip_.
             const quant::Grid grid =
-                bits_ == 4 ? quant::Grid{4, 20, 0.2f} : quant::Grid{4, 16, 1.0f};
+                bits_ == 4 ? (clip_ ? quant::Grid{4, 20, 0.2f} : quant::Grid{8, 0, 0.2f})
+                           : (clip_ ? quant::Grid{4, 16, 1.0f} : quant::Grid{8, 0, 1.0f});
             rtn = {-static_cast<float>(z_sym) / m, z_sym};
             for (int side = 0; side < 2; ++side) {
                 const float edge = static_cast<float>(side == 0 ? z_sym : qmax_ - z_sym);
@@ -237,6 +246,12 @@ class BlockSearch {
         for (int it = 0; it < k_max_refinements; ++it) {
             if (!(best.sxq != 0 && best.sqq > 0)) break;
             const float next = static_cast<float>(best.sqq / best.sxq);
+            if (!clip_) {
+                // m must stay within the levels of its side (within float rounding).
+                const float t = m * next;
+                const float edge = static_cast<float>(t < 0 ? z_sym : qmax_ - z_sym);
+                if (std::fabs(t) > edge * (1 + 1e-6f)) break;
+            }
             bool improved = false;
             const int z0 = best.c.zp;
             const int z_lo = symmetric_ ? z0 : std::max(0, z0 - 1);
@@ -263,6 +278,7 @@ class BlockSearch {
     int qmax_;
     int bits_;
     bool symmetric_;
+    bool clip_;
     double sxx_ = 0;
     nbits::ExactSums exact_sums_ = nbits::exact_sums();
 };
@@ -286,9 +302,16 @@ void quantize_rows(const float* w, int64_t n_in, const MatMulNBitsOptions& optio
                 x[i] = src[i];
             }
             quant::group_weights(options.importance ? options.importance + k0 : nullptr, n, wt);
+            if (options.importance == nullptr && options.magnitude_weights) {
+                double sum_x2 = 0;
+                for (int i = 0; i < n; ++i) sum_x2 += static_cast<double>(x[i]) * x[i];
+                const float sigma2 = static_cast<float>(2 * sum_x2 / n);
+                for (int i = 0; i < n; ++i) wt[i] = sigma2 + x[i] * x[i];
+            }
             std::fill(x + n, x + n8, 0.0f);
             std::fill(wt + n, wt + n8, 0.0f);
-            BlockSearch(x, wt, n, n8, g.bits, options.symmetric).fit(options.fp16_scales, fit);
+            BlockSearch(x, wt, n, n8, g.bits, options.symmetric, options.clip)
+                .fit(options.fp16_scales, fit);
             uint8_t* blob = q.packed.data() + (r * g.n_blocks + b) * g.blob_bytes;
             for (int i = 0; i < g.block_size; ++i)
                 set_code(blob, i, g.bits, i < n ? fit.codes[i] : fit.zp);
