@@ -354,7 +354,9 @@ def main() -> int:
     p.add_argument("--prompt", type=int, default=16)
     p.add_argument("--gen", type=int, default=32, help="generated tokens per timed run")
     p.add_argument("--runs", type=int, default=4)
-    p.add_argument("--speed-tolerance", type=float, default=0.03)
+    p.add_argument("--speed-tolerance", type=float, default=0.10,
+                   help="tokens/s lines pass at >= (1 - this) x the other side; on a shared machine "
+                        "two copies of one model differ by about 10%% in best-of-6")
     p.add_argument("--spin", action="store_true", help="let ORT's threads spin (its default; off here)")
     p.add_argument("--keep", action="store_true", help="keep the int4 exports")
     p.add_argument("--json", type=Path)
