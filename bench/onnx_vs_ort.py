@@ -293,8 +293,8 @@ def prompt_tps(sess, ids: list[int]) -> float:
 
 
 def bench_attention(args, name: str, source: Path, work: Path) -> dict:
-    """GroupQueryAttention (the default of --ops ort) against the standard-operator attention
-    subgraph (--no-fused-attention), both on edgeq's int4 export (block 32, symmetric): prompt
+    """GroupQueryAttention (--attention gqa) against the standard-operator attention subgraph
+    (--attention subgraph), both on edgeq's int4 export (block 32, symmetric): prompt
     tokens/s over --tokens tokens, generation tokens/s after a --prompt token prompt, and the
     KLD between the two (rounding only)."""
     edgeq = args.edgeq_bin / "edgeq"
@@ -308,7 +308,7 @@ def bench_attention(args, name: str, source: Path, work: Path) -> dict:
     dirs = {"gqa": mdir / "attn-gqa", "subgraph": mdir / "attn-subgraph"}
     for who, d in dirs.items():
         cmd = [str(edgeq), "export", str(f16), "--format", "onnx", "-o", str(d), "--precision", "int4",
-               "-t", str(args.export_threads)] + (["--no-fused-attention"] if who == "subgraph" else [])
+               "-t", str(args.export_threads), "--attention", who]
         check_run(run_measured(cmd, logs / f"export-attn-{who}.log"), "edgeq export")
     ids = tokens_of(edgeq, f16, args.text, args.tokens)
     lp = {who: teacher_forced(d, ids, args.threads, args.spin) for who, d in dirs.items()}

@@ -33,7 +33,7 @@ struct ExportArgs {
     bool symmetric = false;
     bool asymmetric = false;
     int accuracy_level = 4;
-    bool no_fused_attention = false;
+    std::string attention;
     int threads = 0;
 };
 
@@ -91,8 +91,9 @@ void add_export(CLI::App& app) {
     cmd->add_option("--accuracy-level", args->accuracy_level,
                     "MatMulNBits accuracy_level, 0-4 (4: int8 activations)")
         ->capture_default_str();
-    cmd->add_flag("--no-fused-attention", args->no_fused_attention,
-                  "ort ops: attention as standard operators, not GroupQueryAttention");
+    cmd->add_option("--attention", args->attention,
+                    "ort ops: gqa (ONNX Runtime's GroupQueryAttention) or subgraph (standard "
+                    "operators; the default, measured as fast)");
     cmd->add_option("-t,--threads", args->threads, "Threads (default: all)");
     cmd->callback([args] {
         const auto start = std::chrono::steady_clock::now();
@@ -126,7 +127,12 @@ void add_export(CLI::App& app) {
         if (args->accuracy_level < 0 || args->accuracy_level > 4)
             fail("--accuracy-level {}: expected 0 to 4", args->accuracy_level);
         options.accuracy_level = args->accuracy_level;
-        options.fused_attention = !args->no_fused_attention;
+        if (args->attention == "gqa")
+            options.fused_attention = true;
+        else if (args->attention == "subgraph")
+            options.fused_attention = false;
+        else if (!args->attention.empty())
+            fail("--attention {}: expected gqa or subgraph", args->attention);
         if (args->threads < 0) fail("threads must be positive, got {}", args->threads);
         if (!fs::exists(args->model)) fail("{}: no such file or directory", args->model);
 

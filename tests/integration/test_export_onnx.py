@@ -94,10 +94,18 @@ def relative_error(got, ref):
     return np.abs(got - ref).max(axis=1) / np.abs(ref).max(axis=1)
 
 
-@pytest.mark.parametrize("ops", ["standard", "ort"])
+# (ops, extra flags): the ort export with either attention (--attention gqa: ONNX Runtime's
+# GroupQueryAttention contrib operator, masks as its attention_bias).
+VARIANTS = {"standard": ("standard",), "ort": ("ort",), "ort-gqa": ("ort", "fp32", "--attention", "gqa")}
+
+
+@pytest.mark.parametrize("ops", list(VARIANTS))
 @pytest.mark.parametrize("family", FAMILIES)
 def test_fp32_matches_transformers(family, ops, exported):
-    model_dir = exported(family, ops)
+    model_dir = exported(family, *VARIANTS[ops])
+    if ops == "ort-gqa":
+        nodes = onnx.load(str(model_dir / "model.onnx"), load_external_data=False).graph.node
+        assert sum(n.op_type == "GroupQueryAttention" for n in nodes) > 0
     onnx.checker.check_model(str(model_dir / "model.onnx"), full_check=False)
     ids, ref = reference(family)
     got = run_with_cache(session(model_dir), ids)
@@ -116,13 +124,13 @@ def test_fp16_matches_transformers(family, exported):
     assert err.max() <= 2e-3, f"worst position {err.argmax()}: {err.max():.2e}"
 
 
-@pytest.mark.parametrize("ops", ["standard", "ort"])
+@pytest.mark.parametrize("ops", list(VARIANTS))
 @pytest.mark.parametrize("family", ["llama2-spm", "gemma2", "gemma3"])
 def test_left_padded_batch(family, ops, exported):
     """Two prompts of different lengths in one batch, the shorter left-padded, then a step:
     each row's logits are those of the prompt run alone (padding and the sliding windows of the
     Gemma fixtures, 8 tokens, are masked by attention_mask and the key index)."""
-    sess = session(exported(family, ops))
+    sess = session(exported(family, *VARIANTS[ops]))
     ids, _ = reference(family)
     a, b = ids[:23], ids[5:19]
     pad = len(a) - len(b)
@@ -212,6 +220,7 @@ def test_spm_checkpoint_gets_a_tokenizer_json(exported):
     (["--block-size", "48"], "--block-size 48"),
     (["--format", "tflite"], "--format tflite"),
     (["--symmetric", "--asymmetric"], "exclude each other"),
+    (["--attention", "flash"], "--attention flash"),
 ])
 def test_bad_flags(edgeq, tmp_path, args, message):
     result = edgeq.run("export", FIXTURES / "qwen2", "-o", tmp_path / "out", *args, check=False)
@@ -235,12 +244,13 @@ def logits_bin():
     return path
 
 
-@pytest.mark.parametrize("family", ["llama3-bpe", "qwen3", "gemma3", "phi3"])
-def test_genai_greedy_matches_edgeq(family, edgeq, exported, logits_bin, tmp_path):
+@pytest.mark.parametrize("family, ops", [("llama3-bpe", "ort"), ("qwen3", "ort"), ("gemma3", "ort"), ("phi3", "ort"),
+                                         ("gemma3", "ort-gqa"), ("llama3-bpe", "ort-gqa")])
+def test_genai_greedy_matches_edgeq(family, ops, edgeq, exported, logits_bin, tmp_path):
     og = pytest.importorskip("onnxruntime_genai")
     ids, _ = reference(family)
     prompt, n = ids[:12], 12
-    model = og.Model(str(exported(family)))
+    model = og.Model(str(exported(family, *VARIANTS[ops])))
     params = og.GeneratorParams(model)
     params.set_search_options(max_length=len(prompt) + n, do_sample=False)
     generator = og.Generator(model, params)
