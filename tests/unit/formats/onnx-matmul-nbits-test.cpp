@@ -224,10 +224,10 @@ TEST_P(MatMulNBits, ErrorNoWorseThanRoundToNearest) {
     }
 }
 
-// The export's recipe (clip = false, magnitude_weights = true): every block's value of largest
-// magnitude stays within half a step of itself (on a level, rounded), which the default search
-// does not promise on heavy-tailed weights; and the error weighted by sigma^2 + x^2 is no worse
-// than round-to-nearest's in any block.
+// The export's recipe for trained (non-Gaussian) weights (clip = false, magnitude_weights =
+// true): every block's value of largest magnitude stays within half a step of itself (on a
+// level, rounded), which the default search does not promise on heavy-tailed weights; and the
+// error weighted by sigma^2 + x^2 is no worse than round-to-nearest's in any block.
 TEST_P(MatMulNBits, UnclippedMaximaAndMagnitudeWeights) {
     const Config cfg = GetParam();
     if (!cfg.symmetric) GTEST_SKIP() << "clipping is a symmetric option";
