@@ -15,6 +15,7 @@
 #include "edgeq/formats/hf-checkpoint.h"
 #include "edgeq/model/gguf-export.h"
 #include "edgeq/model/hf-import.h"
+#include "edgeq/model/hf-tokenizer-export.h"
 #include "edgeq/model/onnx-export.h"
 
 namespace edgeq::cli {
@@ -32,6 +33,7 @@ struct ExportArgs {
     bool symmetric = false;
     bool asymmetric = false;
     int accuracy_level = 4;
+    std::string attention;
     int threads = 0;
 };
 
@@ -89,6 +91,9 @@ void add_export(CLI::App& app) {
     cmd->add_option("--accuracy-level", args->accuracy_level,
                     "MatMulNBits accuracy_level, 0-4 (4: int8 activations)")
         ->capture_default_str();
+    cmd->add_option("--attention", args->attention,
+                    "ort ops: gqa (ONNX Runtime's GroupQueryAttention) or subgraph (standard "
+                    "operators; the default, measured as fast)");
     cmd->add_option("-t,--threads", args->threads, "Threads (default: all)");
     cmd->callback([args] {
         const auto start = std::chrono::steady_clock::now();
@@ -122,6 +127,12 @@ void add_export(CLI::App& app) {
         if (args->accuracy_level < 0 || args->accuracy_level > 4)
             fail("--accuracy-level {}: expected 0 to 4", args->accuracy_level);
         options.accuracy_level = args->accuracy_level;
+        if (args->attention == "gqa")
+            options.fused_attention = true;
+        else if (args->attention == "subgraph")
+            options.fused_attention = false;
+        else if (!args->attention.empty())
+            fail("--attention {}: expected gqa or subgraph", args->attention);
         if (args->threads < 0) fail("threads must be positive, got {}", args->threads);
         if (!fs::exists(args->model)) fail("{}: no such file or directory", args->model);
 
@@ -143,6 +154,11 @@ void add_export(CLI::App& app) {
                                   fs::copy_options::overwrite_existing);
             }
         }
+        // Without the checkpoint's tokenizer.json (a GGUF, or a SentencePiece checkpoint),
+        // the GGUF vocabulary is written in that form for onnxruntime-genai.
+        std::optional<std::string> no_tokenizer;
+        if (!from_hf || !fs::exists(fs::path(args->model) / "tokenizer.json"))
+            no_tokenizer = write_hf_tokenizer(file, args->output);
         const double seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         fmt::print(
@@ -150,10 +166,11 @@ void add_export(CLI::App& app) {
             "ops, {}, {:.1f} s\n",
             args->output, report.model_bytes / 1048576.0, report.data_bytes / 1048576.0,
             report.n_weights / 1e6, args->ops, args->precision, seconds);
-        if (!from_hf)
+        if (no_tokenizer)
             fmt::print(
-                "note: a GGUF input carries no Hugging Face tokenizer files; copy tokenizer.json "
-                "and tokenizer_config.json beside model.onnx for onnxruntime-genai\n");
+                "note: no tokenizer.json written: {}; copy tokenizer.json and "
+                "tokenizer_config.json beside model.onnx for onnxruntime-genai\n",
+                *no_tokenizer);
     });
 }
 

@@ -14,6 +14,7 @@
 #include "edgeq/core/error.h"
 #include "edgeq/core/half.h"
 #include "edgeq/core/thread-pool.h"
+#include "onnx-matmul-nbits-kernels.h"
 
 namespace edgeq {
 namespace {
@@ -114,16 +115,23 @@ struct Candidate {
 // from round-to-nearest's assignment, no block ends worse than round-to-nearest.
 class BlockSearch {
   public:
-    BlockSearch(const float* x, const float* w, int n, int n8, int bits, bool symmetric)
-        : x_(x), w_(w), n_(n), n8_(n8), qmax_((1 << bits) - 1), bits_(bits), symmetric_(symmetric) {
+    BlockSearch(const float* x, const float* w, int n, int n8, int bits, bool symmetric, bool clip)
+        : x_(x),
+          w_(w),
+          n_(n),
+          n8_(n8),
+          qmax_((1 << bits) - 1),
+          bits_(bits),
+          symmetric_(symmetric),
+          clip_(clip || !symmetric) {
         for (int i = 0; i < n8; ++i) sxx_ += static_cast<double>(w[i]) * x[i] * x[i];
     }
 
     void fit(bool fp16, BlockFit& out) {
-        const Candidate best = search();
-        double sxq = 0;
-        double sqq = 0;
-        exact(best, &sxq, &sqq);
+        const Best found = search();
+        const Candidate& best = found.c;
+        const double sxq = found.sxq;
+        const double sqq = found.sqq;
         out.zp = best.zp;
         out.scale = to_stored_scale(sqq > 0 ? static_cast<float>(sxq / sqq) : 0.0f, fp16);
         // Kept from the search unless the stored scale is rounded (F16): then re-round to it.
@@ -136,31 +144,24 @@ class BlockSearch {
         return quant::round_clamp(v * c.iscale, -c.zp, qmax_ - c.zp) + c.zp;
     }
 
-    // Error of a candidate with its least-squares scale, in double.
-    double exact(const Candidate& c, double* sxq_out = nullptr, double* sqq_out = nullptr) const {
-        // Four lanes of double sums (n8_ is a multiple of 8), rounding as round_clamp does (ties
-        // to even; the bounds are integers, so clamping first gives the same integer).
-        const float lo = static_cast<float>(-c.zp);
-        const float hi = static_cast<float>(qmax_ - c.zp);
-        double axq[4] = {};
-        double aqq[4] = {};
-        for (int i = 0; i < n8_; i += 4) {
-            for (int l = 0; l < 4; ++l) {
-                const float t = std::clamp(x_[i + l] * c.iscale, lo, hi);
-                const float k = (t + 12582912.0f) - 12582912.0f;
-                const double wk = static_cast<double>(w_[i + l]) * k;
-                axq[l] += wk * x_[i + l];
-                aqq[l] += wk * k;
-            }
-        }
-        const double sxq = (axq[0] + axq[1]) + (axq[2] + axq[3]);
-        const double sqq = (aqq[0] + aqq[1]) + (aqq[2] + aqq[3]);
-        if (sxq_out != nullptr) *sxq_out = sxq;
-        if (sqq_out != nullptr) *sqq_out = sqq;
+    // Error of a candidate with its least-squares scale, in double (sums through the ISA's
+    // exact_sums; n8_ is a multiple of 8).
+    double exact(const Candidate& c, double* sxq_out, double* sqq_out) const {
+        exact_sums_(x_, w_, n8_, c.iscale, static_cast<float>(-c.zp),
+                    static_cast<float>(qmax_ - c.zp), sxq_out, sqq_out);
+        const double sxq = *sxq_out;
+        const double sqq = *sqq_out;
         return sqq > 0 ? std::max(0.0, sxx_ - sxq * sxq / sqq) : sxx_;
     }
 
-    Candidate search() const {
+    // The search's result with its exact sums.
+    struct Best {
+        Candidate c;
+        double sxq = 0;
+        double sqq = 0;
+    };
+
+    Best search() const {
         const int z_sym = 1 << (bits_ - 1);
         float lo = x_[0];
         float hi = x_[0];
@@ -170,14 +171,16 @@ class BlockSearch {
             hi = std::max(hi, x_[i]);
             if (std::fabs(x_[i]) > std::fabs(m)) m = x_[i];
         }
-        if (m == 0) return {0.0f, symmetric_ ? z_sym : 0};
+        if (m == 0) return {{0.0f, symmetric_ ? z_sym : 0}, 0.0, 0.0};
         Candidate cand[k_max_candidates];
         int n_cand = 0;
         Candidate rtn;
         if (symmetric_) {
-            // m on the most negative level (round-to-nearest's choice), or on the most positive.
+            // m on the most negative level (round-to-nearest's choice), or on the most positive;
+            // beyond them (clipping m) only when clip_.
             const quant::Grid grid =
-                bits_ == 4 ? quant::Grid{4, 20, 0.2f} : quant::Grid{4, 16, 1.0f};
+                bits_ == 4 ? (clip_ ? quant::Grid{4, 20, 0.2f} : quant::Grid{8, 0, 0.2f})
+                           : (clip_ ? quant::Grid{4, 16, 1.0f} : quant::Grid{8, 0, 1.0f});
             rtn = {-static_cast<float>(z_sym) / m, z_sym};
             for (int side = 0; side < 2; ++side) {
                 const float edge = static_cast<float>(side == 0 ? z_sym : qmax_ - z_sym);
@@ -229,30 +232,37 @@ class BlockSearch {
         const int n_top = std::min(n_cand, k_exact_candidates);
         std::partial_sort(order, order + n_top, order + n_cand,
                           [&](int a, int b) { return score[a] > score[b]; });
-        Candidate best = rtn;
-        double best_error = exact(rtn);
+        Best best{rtn, 0.0, 0.0};
+        double best_error = exact(rtn, &best.sxq, &best.sqq);
         for (int t = 0; t < n_top; ++t) {
-            const double e = exact(cand[order[t]]);
+            double sxq;
+            double sqq;
+            const double e = exact(cand[order[t]], &sxq, &sqq);
             if (e < best_error) {
                 best_error = e;
-                best = cand[order[t]];
+                best = {cand[order[t]], sxq, sqq};
             }
         }
         for (int it = 0; it < k_max_refinements; ++it) {
-            double sxq;
-            double sqq;
-            exact(best, &sxq, &sqq);
-            if (!(sxq != 0 && sqq > 0)) break;
-            const float next = static_cast<float>(sqq / sxq);
+            if (!(best.sxq != 0 && best.sqq > 0)) break;
+            const float next = static_cast<float>(best.sqq / best.sxq);
+            if (!clip_) {
+                // m must stay within the levels of its side (within float rounding).
+                const float t = m * next;
+                const float edge = static_cast<float>(t < 0 ? z_sym : qmax_ - z_sym);
+                if (std::fabs(t) > edge * (1 + 1e-6f)) break;
+            }
             bool improved = false;
-            const int z0 = best.zp;
+            const int z0 = best.c.zp;
             const int z_lo = symmetric_ ? z0 : std::max(0, z0 - 1);
             const int z_hi = symmetric_ ? z0 : std::min(qmax_, z0 + 1);
             for (int z = z_lo; z <= z_hi; ++z) {
-                const double e = exact({next, z});
+                double sxq;
+                double sqq;
+                const double e = exact({next, z}, &sxq, &sqq);
                 if (e < best_error * (1 - 1e-12)) {
                     best_error = e;
-                    best = {next, z};
+                    best = {{next, z}, sxq, sqq};
                     improved = true;
                 }
             }
@@ -268,7 +278,9 @@ class BlockSearch {
     int qmax_;
     int bits_;
     bool symmetric_;
+    bool clip_;
     double sxx_ = 0;
+    nbits::ExactSums exact_sums_ = nbits::exact_sums();
 };
 
 void quantize_rows(const float* w, int64_t n_in, const MatMulNBitsOptions& options,
@@ -290,9 +302,16 @@ void quantize_rows(const float* w, int64_t n_in, const MatMulNBitsOptions& optio
                 x[i] = src[i];
             }
             quant::group_weights(options.importance ? options.importance + k0 : nullptr, n, wt);
+            if (options.importance == nullptr && options.magnitude_weights) {
+                double sum_x2 = 0;
+                for (int i = 0; i < n; ++i) sum_x2 += static_cast<double>(x[i]) * x[i];
+                const float sigma2 = static_cast<float>(2 * sum_x2 / n);
+                for (int i = 0; i < n; ++i) wt[i] = sigma2 + x[i] * x[i];
+            }
             std::fill(x + n, x + n8, 0.0f);
             std::fill(wt + n, wt + n8, 0.0f);
-            BlockSearch(x, wt, n, n8, g.bits, options.symmetric).fit(options.fp16_scales, fit);
+            BlockSearch(x, wt, n, n8, g.bits, options.symmetric, options.clip)
+                .fit(options.fp16_scales, fit);
             uint8_t* blob = q.packed.data() + (r * g.n_blocks + b) * g.blob_bytes;
             for (int i = 0; i < g.block_size; ++i)
                 set_code(blob, i, g.bits, i < n ? fit.codes[i] : fit.zp);

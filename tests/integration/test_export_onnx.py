@@ -94,10 +94,18 @@ def relative_error(got, ref):
     return np.abs(got - ref).max(axis=1) / np.abs(ref).max(axis=1)
 
 
-@pytest.mark.parametrize("ops", ["standard", "ort"])
+# (ops, extra flags): the ort export with either attention (--attention gqa: ONNX Runtime's
+# GroupQueryAttention contrib operator, masks as its attention_bias).
+VARIANTS = {"standard": ("standard",), "ort": ("ort",), "ort-gqa": ("ort", "fp32", "--attention", "gqa")}
+
+
+@pytest.mark.parametrize("ops", list(VARIANTS))
 @pytest.mark.parametrize("family", FAMILIES)
 def test_fp32_matches_transformers(family, ops, exported):
-    model_dir = exported(family, ops)
+    model_dir = exported(family, *VARIANTS[ops])
+    if ops == "ort-gqa":
+        nodes = onnx.load(str(model_dir / "model.onnx"), load_external_data=False).graph.node
+        assert sum(n.op_type == "GroupQueryAttention" for n in nodes) > 0
     onnx.checker.check_model(str(model_dir / "model.onnx"), full_check=False)
     ids, ref = reference(family)
     got = run_with_cache(session(model_dir), ids)
@@ -116,13 +124,13 @@ def test_fp16_matches_transformers(family, exported):
     assert err.max() <= 2e-3, f"worst position {err.argmax()}: {err.max():.2e}"
 
 
-@pytest.mark.parametrize("ops", ["standard", "ort"])
+@pytest.mark.parametrize("ops", list(VARIANTS))
 @pytest.mark.parametrize("family", ["llama2-spm", "gemma2", "gemma3"])
 def test_left_padded_batch(family, ops, exported):
     """Two prompts of different lengths in one batch, the shorter left-padded, then a step:
     each row's logits are those of the prompt run alone (padding and the sliding windows of the
     Gemma fixtures, 8 tokens, are masked by attention_mask and the key index)."""
-    sess = session(exported(family, ops))
+    sess = session(exported(family, *VARIANTS[ops]))
     ids, _ = reference(family)
     a, b = ids[:23], ids[5:19]
     pad = len(a) - len(b)
@@ -165,12 +173,54 @@ def test_gguf_input_matches_hf_input(edgeq, exported, tmp_path):
     np.testing.assert_array_equal(from_gguf, from_hf)
 
 
+TOKENIZER_TEXTS = [
+    "Hello world, it's 2024!  \u00dcn\u00efcode  tabs\tand\nnewlines",
+    " leading space",
+    "\u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8 and \u00e9mojis \U0001f389",
+    "x=12345; y = x*2\n\n\tdone   ",
+]
+
+
+@pytest.mark.parametrize("family", ["llama3-bpe", "qwen2", "smollm", "llama2-spm", "gemma3"])
+def test_genai_tokenizer_from_gguf(family, edgeq, tmp_path):
+    """A GGUF input gets tokenizer.json and tokenizer_config.json written from its vocabulary
+    (BPE merges as given; SentencePiece merges derived from the scores); onnxruntime-genai's
+    tokenizer, which reads them, encodes like edgeq's tokenizer on the GGUF (genai's encode adds
+    no BOS, so edgeq's runs with --no-bos) and decodes back to the text."""
+    og = pytest.importorskip("onnxruntime_genai")
+    gguf = tmp_path / "m.gguf"
+    edgeq.run("convert", FIXTURES / family, "-o", gguf, "--type", "f32")
+    result = edgeq.run("export", gguf, "--format", "onnx", "-o", tmp_path / "onnx")
+    assert "no tokenizer.json" not in result.stdout
+    config = json.loads((tmp_path / "onnx" / "tokenizer_config.json").read_text())
+    with_bos = edgeq.run("tokenize", gguf, "--text", "a", "--ids-only").stdout.split()
+    assert config["add_bos_token"] == (len(with_bos) == 2)
+    tok = json.loads((tmp_path / "onnx" / "tokenizer.json").read_text())
+    # SentencePiece: the space the normalizer prepends is dropped after a BOS when decoding.
+    bos = [tok["model"]["vocab"][config["bos_token"]]] if tok["model"]["byte_fallback"] and config["add_bos_token"] else []
+    tokenizer = og.Tokenizer(og.Model(str(tmp_path / "onnx")))
+    for text in TOKENIZER_TEXTS:
+        got = [int(t) for t in tokenizer.encode(text)]
+        want = [int(t) for t in edgeq.run("tokenize", gguf, "--text", text, "--ids-only", "--no-bos").stdout.split()]
+        assert got == want, text
+        assert tokenizer.decode(np.array(bos + got, np.int32)) == text
+
+
+def test_spm_checkpoint_gets_a_tokenizer_json(exported):
+    """A SentencePiece checkpoint (tokenizer.model only) gets tokenizer.json too."""
+    model_dir = exported("llama2-spm")
+    assert (model_dir / "tokenizer.json").exists() and not (FIXTURES / "llama2-spm" / "tokenizer.json").exists()
+    tok = json.loads((model_dir / "tokenizer.json").read_text())
+    assert tok["model"]["byte_fallback"] and len(tok["model"]["merges"]) > 0
+
+
 @pytest.mark.parametrize("args, message", [
     (["--ops", "tensorrt"], "--ops tensorrt"),
     (["--precision", "int3"], "--precision int3"),
     (["--block-size", "48"], "--block-size 48"),
     (["--format", "tflite"], "--format tflite"),
     (["--symmetric", "--asymmetric"], "exclude each other"),
+    (["--attention", "flash"], "--attention flash"),
 ])
 def test_bad_flags(edgeq, tmp_path, args, message):
     result = edgeq.run("export", FIXTURES / "qwen2", "-o", tmp_path / "out", *args, check=False)
@@ -194,12 +244,13 @@ def logits_bin():
     return path
 
 
-@pytest.mark.parametrize("family", ["llama3-bpe", "qwen3", "gemma3", "phi3"])
-def test_genai_greedy_matches_edgeq(family, edgeq, exported, logits_bin, tmp_path):
+@pytest.mark.parametrize("family, ops", [("llama3-bpe", "ort"), ("qwen3", "ort"), ("gemma3", "ort"), ("phi3", "ort"),
+                                         ("gemma3", "ort-gqa"), ("llama3-bpe", "ort-gqa")])
+def test_genai_greedy_matches_edgeq(family, ops, edgeq, exported, logits_bin, tmp_path):
     og = pytest.importorskip("onnxruntime_genai")
     ids, _ = reference(family)
     prompt, n = ids[:12], 12
-    model = og.Model(str(exported(family)))
+    model = og.Model(str(exported(family, *VARIANTS[ops])))
     params = og.GeneratorParams(model)
     params.set_search_options(max_length=len(prompt) + n, do_sample=False)
     generator = og.Generator(model, params)
@@ -242,6 +293,35 @@ def test_matmul_nbits_matches_dequantized(family, precision, exported):
     assert err.max() <= 1e-4, f"worst position {err.argmax()}: {err.max():.2e}"
     # And the quantization itself stays close to transformers' float model.
     assert mean_kl(got, ref) <= {"int4": 0.1, "int8": 2e-3}[precision]
+
+
+@pytest.mark.parametrize("family, extra", [
+    ("llama2-spm", ["--block-size", "16", "--asymmetric"]),
+    ("llama2-spm", ["--block-size", "128", "--symmetric"]),
+    ("qwen2", ["--block-size", "64", "--asymmetric"]),
+    ("qwen2", ["--block-size", "128", "--asymmetric"]),
+])
+def test_int4_block_size_and_zero_points(family, extra, exported):
+    """Other block sizes (K of 64, 160 and 176 leave tails at 64 and 128) and zero points: the
+    MatMulNBits nodes carry them, and ONNX Runtime computes what edgeq's dequantized weights
+    (the standard export) compute."""
+    block = int(extra[1])
+    asymmetric = "--asymmetric" in extra
+    ort_dir = exported(family, "ort", "int4", "--accuracy-level", "0", *extra)
+    onnx.checker.check_model(str(ort_dir / "model.onnx"))
+    nodes = [n for n in onnx.load(str(ort_dir / "model.onnx"), load_external_data=False).graph.node
+             if n.op_type == "MatMulNBits"]
+    assert len(nodes) >= 4
+    for n in nodes:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        assert attrs["block_size"] == block
+        assert (len(n.input) == 4 and n.input[3] != "") == asymmetric, n.input
+    ids, ref = reference(family)
+    got = run_with_cache(session(ort_dir), ids)
+    want = run_with_cache(session(exported(family, "standard", "int4", *extra)), ids)
+    err = relative_error(got, want)
+    assert err.max() <= 1e-4, f"worst position {err.argmax()}: {err.max():.2e}"
+    assert mean_kl(got, ref) <= 0.1
 
 
 @pytest.mark.parametrize("gguf_type, precision", [("q4_0", "int4"), ("q8_0", "int8")])

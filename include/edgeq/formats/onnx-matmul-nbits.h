@@ -23,6 +23,13 @@ struct MatMulNBitsOptions {
     const float* importance = nullptr;  // optional per-column weights (n_in floats), e.g. imatrix
     bool fp16_scales = false;  // scales rounded to F16 values (lossless when the graph stores F16)
     ThreadPool* pool = nullptr;  // rows quantized in parallel when set
+    // Symmetric: the search may put a block's value of largest magnitude beyond the outermost
+    // level (least squared error); false keeps it on a level, as round-to-nearest does (lower
+    // KL divergence in LLMs at large blocks, where the clipped outliers matter most).
+    bool clip = true;
+    // Without importance: weight each value by sigma^2 + x^2 (sigma^2 twice the block's mean
+    // square) instead of 1, so that the search favours the large values.
+    bool magnitude_weights = false;
 };
 
 struct MatMulNBitsWeights {

@@ -39,6 +39,11 @@ struct OnnxExportOptions {
     bool symmetric = true;      // int4/int8: no zero points
     int accuracy_level = 4;     // MatMulNBits' accuracy_level (0-4)
     int32_t max_positions = 0;  // rows of the RoPE tables; 0: the model's training context
+    // ort ops: attention through ONNX Runtime's GroupQueryAttention (the masks, sliding windows
+    // and padding as its attention_bias, RoPE before it) where the model's key and value heads
+    // have one size. Off by default: bench/onnx_vs_ort.py measured it no faster than the
+    // standard-operator subgraph in ONNX Runtime 1.32 on the CPU.
+    bool fused_attention = false;
 };
 
 struct OnnxExportReport {

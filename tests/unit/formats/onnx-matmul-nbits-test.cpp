@@ -224,6 +224,68 @@ TEST_P(MatMulNBits, ErrorNoWorseThanRoundToNearest) {
     }
 }
 
+// The export's recipe for trained (non-Gaussian) weights (clip = false, magnitude_weights =
+// true): every block's value of largest magnitude stays within half a step of itself (on a
+// level, rounded), which the default search does not promise on heavy-tailed weights; and the
+// error weighted by sigma^2 + x^2 is no worse than round-to-nearest's in any block.
+TEST_P(MatMulNBits, UnclippedMaximaAndMagnitudeWeights) {
+    const Config cfg = GetParam();
+    if (!cfg.symmetric) GTEST_SKIP() << "clipping is a symmetric option";
+    SCOPED_TRACE(random_.trace());
+    const int64_t n_out = 47;
+    const int64_t n_in = 3 * cfg.block_size + 7;
+    const std::vector<float> w = random_.heavy_tailed(n_out, n_in);
+    MatMulNBitsOptions options{.bits = cfg.bits, .block_size = cfg.block_size, .symmetric = true};
+    options.clip = false;
+    options.magnitude_weights = true;
+    const MatMulNBitsWeights q = quantize_matmul_nbits(w.data(), n_out, n_in, options);
+    const std::vector<float> y = dequantize_matmul_nbits(q);
+    const int64_t nb = q.n_blocks;
+    double worst_default = 0;  // largest max-magnitude error of the default search, in steps
+    const std::vector<float> y_default = dequantize_matmul_nbits(
+        quantize_matmul_nbits(w.data(), n_out, n_in,
+                              {.bits = cfg.bits, .block_size = cfg.block_size, .symmetric = true}));
+    for (int64_t r = 0; r < n_out; ++r) {
+        for (int64_t b = 0; b < nb; ++b) {
+            const int64_t k0 = b * cfg.block_size;
+            const int64_t k1 = std::min(n_in, k0 + cfg.block_size);
+            int64_t at = k0;
+            double sum_x2 = 0;
+            for (int64_t k = k0; k < k1; ++k) {
+                if (std::fabs(w[r * n_in + k]) > std::fabs(w[r * n_in + at])) at = k;
+                sum_x2 += static_cast<double>(w[r * n_in + k]) * w[r * n_in + k];
+            }
+            const double step = std::fabs(q.scales[static_cast<size_t>(r * nb + b)]);
+            EXPECT_LE(std::fabs(w[r * n_in + at] - y[r * n_in + at]),
+                      0.5 * step * (1 + 1e-5) + 1e-12)
+                << "row " << r << " block " << b;
+            // The same weighted error, against round-to-nearest's.
+            const double sigma2 = 2 * sum_x2 / static_cast<double>(k1 - k0);
+            double ours = 0;
+            double rtn = 0;
+            double m = w[r * n_in + at];
+            const double s = m / -(1 << (cfg.bits - 1));
+            const int z = 1 << (cfg.bits - 1);
+            for (int64_t k = k0; k < k1; ++k) {
+                const double x = w[r * n_in + k];
+                const double wt = sigma2 + x * x;
+                const double code =
+                    std::clamp(std::round(x / s + z), 0.0, static_cast<double>(2 * z - 1));
+                ours += wt * (x - y[r * n_in + k]) * (x - y[r * n_in + k]);
+                rtn += wt * (x - s * (code - z)) * (x - s * (code - z));
+            }
+            EXPECT_LE(ours, rtn * 1.001 + 1e-12) << "row " << r << " block " << b;
+            const double step_default =
+                std::fabs(y_default[r * n_in + at] - w[r * n_in + at]) / step;
+            worst_default = std::max(worst_default, step_default);
+        }
+    }
+    // Heavy tails: the default search does clip some maxima by more than half a step.
+    if (cfg.bits == 4) {
+        EXPECT_GT(worst_default, 0.5);
+    }
+}
+
 TEST_P(MatMulNBits, ImportanceLowersTheWeightedError) {
     const Config cfg = GetParam();
     SCOPED_TRACE(random_.trace());
