@@ -170,10 +170,13 @@ TEST(LogitsFile, DamagedFilesAreErrors) {
 
     // Records with impossible fields are refused when read.
     const size_t r1 = k_logits_header_bytes + logits_record_bytes(33);
-    const LogitsFile nan = LogitsFile::parse(patched(r1, 0x7fc00000), "f");
+    // parse() refers to the bytes, which must outlive the LogitsFile.
+    const std::vector<uint8_t> nan_bytes = patched(r1, 0x7fc00000);
+    const LogitsFile nan = LogitsFile::parse(nan_bytes, "f");
     EXPECT_NO_THROW(nan.record(0));
     expect_error([&] { nan.record(1); }, "record 1 at offset");
-    const LogitsFile top = LogitsFile::parse(patched(r1 + 4, 33), "f");
+    const std::vector<uint8_t> top_bytes = patched(r1 + 4, 33);
+    const LogitsFile top = LogitsFile::parse(top_bytes, "f");
     expect_error([&] { top.record(1); }, "top token 33");
     expect_error([&] { top.record(3); }, "record 3 of 3");
 }
