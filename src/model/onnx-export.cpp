@@ -15,8 +15,8 @@
 #include "edgeq/core/half.h"
 #include "edgeq/formats/onnx-matmul-nbits.h"
 #include "edgeq/formats/onnx-writer.h"
+#include "edgeq/model/model-spec.h"
 #include "edgeq/quant/dtype.h"
-#include "edgeq/runtime/model-spec.h"
 
 namespace edgeq {
 namespace {

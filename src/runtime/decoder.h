@@ -9,10 +9,10 @@
 #include <vector>
 
 #include "edgeq/core/thread-pool.h"
+#include "edgeq/model/model-spec.h"
 #include "edgeq/runtime/cpu/attention.h"
 #include "edgeq/runtime/cpu/matmul.h"
 #include "edgeq/runtime/engine.h"
-#include "edgeq/runtime/model-spec.h"
 #include "loaded-model.h"
 
 namespace edgeq::runtime {

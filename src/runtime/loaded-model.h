@@ -7,8 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "edgeq/model/model-spec.h"
 #include "edgeq/runtime/engine.h"
-#include "edgeq/runtime/model-spec.h"
 
 namespace edgeq::runtime {
 

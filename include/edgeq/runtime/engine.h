@@ -22,7 +22,7 @@
 
 namespace edgeq {
 
-struct ModelSpec;  // edgeq/runtime/model-spec.h
+struct ModelSpec;  // edgeq/model/model-spec.h
 
 class LoadedModel {
   public:

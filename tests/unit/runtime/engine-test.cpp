@@ -13,7 +13,7 @@
 
 #include "edgeq/core/error.h"
 #include "edgeq/formats/gguf-writer.h"
-#include "edgeq/runtime/model-spec.h"
+#include "edgeq/model/model-spec.h"
 #include "synth-model.h"
 #include "test-random.h"
 

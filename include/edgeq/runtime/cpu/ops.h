@@ -10,7 +10,7 @@
 #include <cstdint>
 
 #include "edgeq/core/cpu.h"
-#include "edgeq/runtime/model-spec.h"
+#include "edgeq/model/model-spec.h"
 
 namespace edgeq::cpu {
 

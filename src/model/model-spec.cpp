@@ -1,6 +1,6 @@
 // The spec of each supported family, from GGUF metadata (keys as llama.cpp's converter writes
 // them) and from which tensors the file holds.
-#include "edgeq/runtime/model-spec.h"
+#include "edgeq/model/model-spec.h"
 
 #include <cmath>
 #include <string_view>
