@@ -74,9 +74,11 @@ void print_kld(const KldResult& r) {
     fmt::print("Same top p: {:6.3f} ± {:5.3f} %\n", 100.0 * r.same_top, 100.0 * r.same_top_unc);
 }
 
-// One line per scored position, tab-separated, for paired comparisons of two variants.
+// One line per scored position, tab-separated, for paired comparisons of two variants. Written
+// beside `path` and renamed into place when complete.
 void write_positions(const std::string& path, const KldPositions& p) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    const std::string temp = path + ".tmp";
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
     if (!out) fail("{}: cannot write the per-position values", path);
     out << "kld\tnll\tnll_base\tsame_top\n";
     for (size_t i = 0; i < p.kld.size(); ++i) {
@@ -84,7 +86,10 @@ void write_positions(const std::string& path, const KldPositions& p) {
                            int{p.same_top[i]});
     }
     out.close();
-    if (!out) fail("{}: writing the per-position values failed", path);
+    if (!out || std::rename(temp.c_str(), path.c_str()) != 0) {
+        std::remove(temp.c_str());
+        fail("{}: writing the per-position values failed", path);
+    }
 }
 
 void run(EvalArgs args) {
