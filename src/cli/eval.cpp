@@ -22,6 +22,7 @@ struct EvalArgs {
     std::string text;
     std::string save_logits;
     std::string kld_base;
+    std::string kld_positions;
     EvalOptions options;
     bool json = false;
 };
@@ -73,10 +74,32 @@ void print_kld(const KldResult& r) {
     fmt::print("Same top p: {:6.3f} ± {:5.3f} %\n", 100.0 * r.same_top, 100.0 * r.same_top_unc);
 }
 
+// One line per scored position, tab-separated, for paired comparisons of two variants. Written
+// beside `path` and renamed into place when complete.
+void write_positions(const std::string& path, const KldPositions& p) {
+    const std::string temp = path + ".tmp";
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    if (!out) fail("{}: cannot write the per-position values", path);
+    out << "kld\tnll\tnll_base\tsame_top\n";
+    for (size_t i = 0; i < p.kld.size(); ++i) {
+        out << fmt::format("{:.9g}\t{:.9g}\t{:.9g}\t{}\n", p.kld[i], p.nll[i], p.nll_base[i],
+                           int{p.same_top[i]});
+    }
+    out.close();
+    if (!out || std::rename(temp.c_str(), path.c_str()) != 0) {
+        std::remove(temp.c_str());
+        fail("{}: writing the per-position values failed", path);
+    }
+}
+
 void run(EvalArgs args) {
     if (!args.save_logits.empty() && !args.kld_base.empty())
         fail(
             "eval: --save-logits and --kld-base cannot be combined (save the base's logits first)");
+    if (!args.kld_positions.empty() && args.kld_base.empty())
+        fail(
+            "eval: --kld-positions needs --kld-base (it writes the comparison's per-position "
+            "values)");
     const auto model = LoadedModel::load(args.model);
     // Without --chunks, a comparison uses as many chunks as the base file holds.
     if (!args.kld_base.empty() && args.options.n_chunks < 0)
@@ -86,7 +109,10 @@ void run(EvalArgs args) {
         fmt::print(stderr, "eval: {} tokens, {} chunks of {}\n", text.tokens.size(), text.n_chunks,
                    text.n_ctx);
     if (!args.kld_base.empty()) {
-        const KldResult r = evaluate_kld(*model, text, args.kld_base, args.options);
+        KldPositions positions;
+        const KldResult r = evaluate_kld(*model, text, args.kld_base, args.options,
+                                         args.kld_positions.empty() ? nullptr : &positions);
+        if (!args.kld_positions.empty()) write_positions(args.kld_positions, positions);
         if (args.json) {
             fmt::print("{}\n", r.to_json().dump(2));
         } else {
@@ -128,6 +154,9 @@ void add_eval(CLI::App& app) {
                     "Write this model's token distributions to FILE, for --kld-base");
     cmd->add_option("--kld-base", args->kld_base,
                     "Compare with the distributions saved by --save-logits (KL divergence...)");
+    cmd->add_option("--kld-positions", args->kld_positions,
+                    "With --kld-base: write each position's KLD, nll, base nll and same-top to "
+                    "FILE (TSV)");
     cmd->add_flag("--json", args->json, "Print one JSON object with every statistic");
     cmd->callback([args] { run(*args); });
 }

@@ -350,7 +350,7 @@ int32_t logits_file_chunks(const std::string& path, const LoadedModel& model, in
 }
 
 KldResult evaluate_kld(const LoadedModel& model, const EvalText& text, const std::string& path,
-                       const EvalOptions& options) {
+                       const EvalOptions& options, KldPositions* positions) {
     const auto t0 = std::chrono::steady_clock::now();
     const LogitsFile base = LogitsFile::open(path);
     const uint32_t n_vocab = static_cast<uint32_t>(model.n_vocab());
@@ -402,6 +402,9 @@ KldResult evaluate_kld(const LoadedModel& model, const EvalText& text, const std
     r.n_ctx = text.n_ctx;
     r.n_chunks = text.n_chunks;
     r.seconds = seconds_since(t0);
+    if (positions != nullptr)
+        *positions =
+            KldPositions{std::move(kld), std::move(nll), std::move(nll_base), std::move(same)};
     return r;
 }
 

@@ -144,7 +144,8 @@ def test_kld_of_q4_0_equals_numpy(edgeq, logits_bin, work, models, texts, family
     base_model, quant = models(family), models(family, "Q4_0")
     base = work / f"{family}-base.lgp"
     edgeq.run("eval", base_model, "--text", texts[0], "-c", N_CTX, "--chunks", N_CHUNKS, "--save-logits", base)
-    got = eval_json(edgeq, quant, "--text", texts[0], "-c", N_CTX, "--kld-base", base)
+    positions = work / f"{family}-positions.tsv"
+    got = eval_json(edgeq, quant, "--text", texts[0], "-c", N_CTX, "--kld-base", base, "--kld-positions", positions)
 
     lb, targets = chunk_logits(edgeq, logits_bin, work, base_model, texts[0])
     lq, _ = chunk_logits(edgeq, logits_bin, work, quant, texts[0])
@@ -176,6 +177,16 @@ def test_kld_of_q4_0_equals_numpy(edgeq, logits_bin, work, models, texts, family
     # A near tie can flip with the KV cache's rounding: allow one position.
     assert abs(got["same_top"] - same) <= 1.0 / n + 1e-12
     assert got["same_top_unc"] == pytest.approx(np.sqrt(got["same_top"] * (1 - got["same_top"]) / (n - 1)))
+    # --kld-positions: the per-position values the statistics were made from, in scoring order.
+    assert positions.read_text().splitlines()[0].split("\t") == ["kld", "nll", "nll_base", "same_top"]
+    per = np.loadtxt(positions, skiprows=1, ndmin=2)
+    assert per.shape == (n, 4)
+    # Per position, both log-probabilities are on the base's grid: at most one step (2.4e-4 nats) off.
+    assert per[:, 0] == pytest.approx(kld, rel=5e-3, abs=2.5e-4)
+    assert per[:, 1] == pytest.approx(nll, rel=1e-3, abs=1e-4)
+    assert per[:, 2] == pytest.approx(nll_base, rel=1e-3, abs=1e-4)
+    assert abs(per[:, 3].mean() - same) <= 1.0 / n + 1e-12
+    assert per[:, 0].mean() == pytest.approx(got["kld_mean"], rel=1e-6)
 
 
 def test_base_from_other_text_context_or_chunks_is_refused(edgeq, work, models, texts):
@@ -193,6 +204,8 @@ def test_base_from_other_text_context_or_chunks_is_refused(edgeq, work, models, 
     assert r.returncode == 1 and "vocabulary" in r.stderr, r.stderr
     r = edgeq.run("eval", model, "--text", texts[0], "--save-logits", work / "x", "--kld-base", base, check=False)
     assert r.returncode == 1 and "cannot be combined" in r.stderr
+    r = edgeq.run("eval", model, "--text", texts[0], "--kld-positions", work / "y", check=False)
+    assert r.returncode == 1 and "--kld-positions needs --kld-base" in r.stderr, r.stderr
 
 
 def test_damaged_base_files_are_refused(edgeq, work, models, texts):

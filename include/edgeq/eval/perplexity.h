@@ -104,13 +104,21 @@ PerplexityResult evaluate_perplexity(const LoadedModel& model, const EvalText& t
                                      const EvalOptions& options,
                                      const std::string& save_logits = "");
 
+// Per-position values of a comparison, in scoring order (chunk by chunk): for paired
+// statistics between two variants evaluated on the same base.
+struct KldPositions {
+    std::vector<double> kld, nll, nll_base;
+    std::vector<uint8_t> same_top;
+};
+
 // Runs `model` over the chunks and compares it with the base logits file. The file must have
 // been made on the same tokens (same text, n_ctx and chunk count) and vocabulary size;
 // otherwise an Error says which differs. The KL divergence sums p_base (log p_base - log q)
 // over tokens with log p_base > -16; log q is rounded onto the base's grid (2.4e-4 nats) so
-// that a model compared with itself gives exactly 0.
+// that a model compared with itself gives exactly 0. `positions` (optional) receives the
+// per-position values the statistics were made from.
 KldResult evaluate_kld(const LoadedModel& model, const EvalText& text, const std::string& base,
-                       const EvalOptions& options);
+                       const EvalOptions& options, KldPositions* positions = nullptr);
 
 // The chunk count of a base logits file's header, and a check that it fits `model` and
 // `n_ctx` (for choosing --chunks before tokenizing); throws an Error naming what differs.
