@@ -3,11 +3,11 @@
 # unit tests under AddressSanitizer + UndefinedBehaviorSanitizer, the integration tests that
 # check edgeq's files with independent tools (gguf-py, safetensors), the malformed-input tests
 # against the sanitized binary, and each fuzz target for a bounded time.
-# Expects scripts/setup.sh to have run. FUZZ_SECONDS (default 40) bounds each fuzz target.
+# Expects scripts/setup.sh to have run. FUZZ_SECONDS (default 25) bounds each fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=$(nproc)
-FUZZ_SECONDS=${FUZZ_SECONDS:-40}
+FUZZ_SECONDS=${FUZZ_SECONDS:-25}
 export EDGEQ_SHARED_DATA=${EDGEQ_SHARED_DATA:-$(cd .. && pwd)/shared/data}
 
 step() { printf '\n==> %s\n' "$*"; }
