@@ -288,7 +288,8 @@ json parse_body(std::string_view body) {
     json value;
     try {
         value = json::parse(body.begin(), body.end());
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
+        // parse_error, and out_of_range for a number beyond double's range (found by fuzzing).
         throw ApiError(400, fmt::format("the request body is not valid JSON: {}", e.what()));
     }
     require_object(value);
