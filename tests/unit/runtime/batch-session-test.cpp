@@ -4,6 +4,7 @@
 // a plain Session gives for that request's tokens decoded alone. Bad calls are Errors that
 // leave every cache as it was.
 #include "edgeq/runtime/batch-session.h"
+#include "test-errors.h"
 
 #include <gtest/gtest.h>
 
@@ -19,6 +20,8 @@
 
 namespace edgeq {
 namespace {
+
+using testing::expect_error;
 
 using testing::random_ids;
 using testing::Synth;
@@ -249,16 +252,6 @@ TEST(BatchSession, LongSequenceSplitsItsAttention) {
     check_against_sessions(*model, options,
                            {.n_seq = 3, .n_requests = 4, .max_len = 30, .long_len = 580}, random,
                            1e-5);
-}
-
-template <typename F>
-void expect_error(F&& f, const std::string& needle) {
-    try {
-        f();
-        ADD_FAILURE() << "no Error; expected one mentioning '" << needle << "'";
-    } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
 }
 
 TEST(BatchSession, BadCallsAreErrorsAndChangeNothing) {

@@ -3,6 +3,7 @@
 // sliding window hides what it should; bad files and calls are clear Errors. (Agreement with
 // transformers is tests/integration/test_engine.py.)
 #include "edgeq/runtime/engine.h"
+#include "test-errors.h"
 
 #include <gtest/gtest.h>
 
@@ -19,6 +20,8 @@
 
 namespace edgeq {
 namespace {
+
+using testing::expect_error;
 
 using testing::random_ids;
 using testing::Synth;
@@ -268,16 +271,6 @@ TEST(Engine, LongRopeFactorsFollowTheContextLength) {
     const SessionOptions long_ctx{.n_ctx = 64, .n_threads = 1, .kv_f32 = true};
     EXPECT_EQ(run(*model_a, ids, 12, long_ctx), run(*model_b, ids, 12, long_ctx));
     EXPECT_NE(run(*model_a, ids, 12, short_ctx), run(*model_b, ids, 12, short_ctx));
-}
-
-template <typename F>
-void expect_error(F&& f, const std::string& needle) {
-    try {
-        f();
-        ADD_FAILURE() << "no Error; expected one mentioning '" << needle << "'";
-    } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
 }
 
 TEST(Engine, BadModelsAndCallsAreErrors) {
