@@ -5,12 +5,15 @@
 #include "edgeq/runtime/cpu/matmul.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "../../quant/blocks.h"
 #include "edgeq/core/error.h"
 #include "edgeq/quant/dtype.h"
 #include "gemm.h"
+#include "packed.h"
 #include "vec-dot.h"
 
 namespace edgeq::cpu {
@@ -76,10 +79,12 @@ void quantize_with(Isa isa, GgmlType act, const float* x, void* dst, int64_t n) 
 }
 
 // Prompt processing on decoded weight panels (gemm.h): each thread decodes a panel of rows
-// into its own buffer, then runs every activation group against it.
-void gemm_matmul(const GemmKernel& kernel, GgmlType act, const uint8_t* w, size_t w_row,
-                 int64_t n_out, int64_t k, const uint8_t* a, size_t a_row, int64_t m, float* y,
-                 ThreadPool& pool, MatmulScratch& scratch) {
+// into its own buffer, then runs every activation group against it. decode(r0, n_rows, panel)
+// writes the panel of rows r0..r0+n_rows-1.
+template <typename Decode>
+void gemm_matmul(const GemmKernel& kernel, GgmlType act, int64_t n_out, int64_t k, const uint8_t* a,
+                 size_t a_row, int64_t m, float* y, ThreadPool& pool, MatmulScratch& scratch,
+                 const Decode& decode) {
     const GemmActs acts =
         gemm_prepare_acts(act, a, a_row, m, k, kernel, scratch.gemm_activations, pool);
     const size_t panel_bytes = gemm_panel_bytes(k, kernel.sub_block);
@@ -94,7 +99,7 @@ void gemm_matmul(const GemmKernel& kernel, GgmlType act, const uint8_t* w, size_
         for (int64_t p = begin; p < end; ++p) {
             const int64_t r0 = p * k_gemm_rows;
             const int n_rows = static_cast<int>(std::min<int64_t>(k_gemm_rows, n_out - r0));
-            kernel.decode(w + static_cast<size_t>(r0) * w_row, w_row, n_rows, k, panel);
+            decode(r0, n_rows, panel);
             for (int64_t g = 0; g < n_groups; ++g) {
                 const int n_acts =
                     static_cast<int>(std::min<int64_t>(k_gemm_acts, m - g * k_gemm_acts));
@@ -102,6 +107,24 @@ void gemm_matmul(const GemmKernel& kernel, GgmlType act, const uint8_t* w, size_
             }
         }
     });
+}
+
+// Quantizes the m activation rows x to `act` in scratch (F32 ones are used in place); returns
+// the rows.
+const uint8_t* quantize_rows(Isa isa, GgmlType act, const float* x, int64_t m, int64_t k,
+                             size_t a_row, ThreadPool& pool, MatmulScratch& scratch) {
+    if (act == GgmlType::F32) return reinterpret_cast<const uint8_t*>(x);
+    const size_t bytes = a_row * static_cast<size_t>(m);
+    if (scratch.activations.size() < bytes) scratch.activations.resize(bytes);
+    uint8_t* dst = scratch.activations.data();
+    if (m * k < (1 << 16)) {
+        for (int64_t i = 0; i < m; ++i) quantize_with(isa, act, x + i * k, dst + i * a_row, k);
+    } else {
+        pool.parallel_for(m, std::max<int64_t>(1, (1 << 14) / k), [&](int64_t b, int64_t e, int) {
+            for (int64_t i = b; i < e; ++i) quantize_with(isa, act, x + i * k, dst + i * a_row, k);
+        });
+    }
+    return dst;
 }
 
 }  // namespace
@@ -173,22 +196,7 @@ void matmul(GgmlType type, const void* w, int64_t n_out, int64_t k, const float*
     // Activations, quantized once (F32 ones are used in place).
     const GgmlType act = activation_type(type);
     const size_t a_row = activation_row_size(act, k);
-    const uint8_t* a = reinterpret_cast<const uint8_t*>(x);
-    if (act != GgmlType::F32) {
-        const size_t bytes = a_row * static_cast<size_t>(m);
-        if (scratch.activations.size() < bytes) scratch.activations.resize(bytes);
-        uint8_t* dst = scratch.activations.data();
-        if (m * k < (1 << 16)) {
-            for (int64_t i = 0; i < m; ++i) quantize_with(isa, act, x + i * k, dst + i * a_row, k);
-        } else {
-            pool.parallel_for(m, std::max<int64_t>(1, (1 << 14) / k),
-                              [&](int64_t b, int64_t e, int) {
-                                  for (int64_t i = b; i < e; ++i)
-                                      quantize_with(isa, act, x + i * k, dst + i * a_row, k);
-                              });
-        }
-        a = dst;
-    }
+    const uint8_t* a = quantize_rows(isa, act, x, m, k, a_row, pool, scratch);
 
     const auto* wb = static_cast<const uint8_t*>(w);
     const size_t w_row = row_size(type, k);
@@ -196,7 +204,11 @@ void matmul(GgmlType type, const void* w, int64_t n_out, int64_t k, const float*
     if (m > 1) {
         const GemmKernel* gemm = pick_type(isa, &KernelTable::gemm, type);
         if (gemm != nullptr && m >= gemm->min_m) {
-            gemm_matmul(*gemm, act, wb, w_row, n_out, k, a, a_row, m, y, pool, scratch);
+            gemm_matmul(*gemm, act, n_out, k, a, a_row, m, y, pool, scratch,
+                        [&](int64_t r0, int n_rows, uint8_t* panel) {
+                            gemm->decode(wb + static_cast<size_t>(r0) * w_row, w_row, n_rows, k,
+                                         panel);
+                        });
             return;
         }
     }
@@ -218,6 +230,84 @@ void matmul(GgmlType type, const void* w, int64_t n_out, int64_t k, const float*
             const int n_acts = static_cast<int>(std::min<int64_t>(k_max_acts, m - i));
             for (int64_t r = begin; r < end; ++r)
                 dot(k, wb + r * w_row, a + i * a_row, a_row, n_acts, y + i * n_out + r, n_out);
+        }
+    });
+}
+
+// ---- packed weights ----------------------------------------------------------------------------
+
+PackedWeights::PackedWeights(GgmlType type, int64_t n_out, int64_t k, Isa isa,
+                             const PackedKernel& kernel, const GemmKernel* gemm)
+    : type_(type),
+      n_out_(n_out),
+      k_(k),
+      isa_(isa),
+      kernel_(&kernel),
+      gemm_(gemm),
+      group_bytes_(kernel.group_bytes(k)),
+      data_(static_cast<uint8_t*>(
+          ::operator new (group_bytes_* static_cast<size_t>(n_groups()), std::align_val_t{64}))) {}
+
+void PackedWeights::Free::operator()(uint8_t* p) const {
+    ::operator delete (p, std::align_val_t{64});
+}
+
+std::unique_ptr<PackedWeights> pack_weights(GgmlType type, const void* w, int64_t n_out, int64_t k,
+                                            ThreadPool& pool, Isa isa) {
+    if (!isa_available(isa) || isa == Isa::scalar) return nullptr;
+    const PackedKernel* kernel = pick_type(isa, &KernelTable::packed, type);
+    if (kernel == nullptr || n_out <= 0) return nullptr;
+    const DType& t = dtype(type);
+    if (k <= 0 || k % t.block_size != 0)
+        fail("pack_weights: rows of {} values are not whole {} blocks", k, t.name);
+    const GemmKernel* gemm = pick_type(isa, &KernelTable::gemm, type);
+    if (gemm != nullptr && gemm->decode != nullptr && kernel->decode_panel == nullptr)
+        gemm = nullptr;
+    auto packed = std::make_unique<PackedWeights>(type, n_out, k, isa, *kernel, gemm);
+    const auto* wb = static_cast<const uint8_t*>(w);
+    const size_t w_row = row_size(type, k);
+    pool.parallel_for(packed->n_groups(), 16, [&](int64_t begin, int64_t end, int) {
+        for (int64_t g = begin; g < end; ++g) {
+            const int64_t r0 = g * k_pack_rows;
+            const int n_rows = static_cast<int>(std::min<int64_t>(k_pack_rows, n_out - r0));
+            kernel->pack(wb + static_cast<size_t>(r0) * w_row, w_row, n_rows, k, packed->group(g));
+        }
+    });
+    return packed;
+}
+
+void matmul(const PackedWeights& w, const float* x, int64_t m, float* y, ThreadPool& pool,
+            MatmulScratch& scratch) {
+    const int64_t n_out = w.n_out();
+    const int64_t k = w.k();
+    if (m <= 0) return;
+    const GgmlType act = activation_type(w.type());
+    const size_t a_row = activation_row_size(act, k);
+    const uint8_t* a = quantize_rows(w.isa(), act, x, m, k, a_row, pool, scratch);
+    const PackedKernel& kernel = w.kernel();
+    const GemmKernel* gemm = w.gemm();
+    if (m > 1 && gemm != nullptr && m >= gemm->min_m) {
+        static_assert(k_gemm_rows == 2 * k_pack_rows);
+        gemm_matmul(*gemm, act, n_out, k, a, a_row, m, y, pool, scratch,
+                    [&](int64_t r0, int n_rows, uint8_t* panel) {
+                        kernel.decode_panel(w.group(r0 / k_pack_rows), n_rows, k, panel);
+                    });
+        return;
+    }
+    const int64_t n_groups = w.n_groups();
+    const int64_t n_threads = pool.size();
+    // Generation: each group read once, in chunks small enough that every thread gets several.
+    // A few rows: each group's blocks decoded once for up to k_max_acts activation rows.
+    const int64_t grain = std::clamp<int64_t>(n_groups / (8 * n_threads), 1, 16);
+    pool.parallel_for(n_groups, grain, [&](int64_t begin, int64_t end, int) {
+        for (int64_t g = begin; g < end; ++g) {
+            const int64_t r0 = g * k_pack_rows;
+            const int n_rows = static_cast<int>(std::min<int64_t>(k_pack_rows, n_out - r0));
+            for (int64_t i = 0; i < m; i += k_max_acts) {
+                const int n_acts = static_cast<int>(std::min<int64_t>(k_max_acts, m - i));
+                kernel.run(k, w.group(g), a + i * a_row, a_row, n_acts, y + i * n_out + r0, n_out,
+                           n_rows);
+            }
         }
     });
 }

@@ -3,6 +3,7 @@
 #include "vec-dot-x86.h"
 
 #include "edgeq/core/cpu.h"
+#include "packed.h"
 
 namespace edgeq::cpu {
 
@@ -12,6 +13,7 @@ const KernelTable* avx2_kernels() {
     static const KernelTable table = [] {
         KernelTable t = make_x86_table();
         add_avx2_gemm(t);
+        add_avx2_packed(t);
         return t;
     }();
     return &table;

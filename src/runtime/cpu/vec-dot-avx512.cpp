@@ -4,6 +4,7 @@
 #include "vec-dot-x86.h"
 
 #include "edgeq/core/cpu.h"
+#include "packed.h"
 
 namespace edgeq::cpu {
 
@@ -14,6 +15,7 @@ const KernelTable* avx512_kernels() {
     static const KernelTable table = [] {
         KernelTable t = make_x86_table();
         add_avx512_gemm(t);
+        add_avx512_packed(t);
         return t;
     }();
     return &table;

@@ -37,14 +37,16 @@ using ActQuantFn = void (*)(const float* x, void* dst, int64_t n);
 
 constexpr size_t k_n_types = 64;  // GgmlType ids are below this
 
-struct GemmKernel;  // gemm.h
+struct GemmKernel;    // gemm.h
+struct PackedKernel;  // packed.h
 
 struct KernelTable {
     std::array<VecDotFn, k_n_types> dot{};
     std::array<MultiDotFn, k_n_types> multi_dot{};
-    std::array<const GemmKernel*, k_n_types> gemm{};  // prompt processing (gemm.h)
-    ActQuantFn quantize_q8 = nullptr;                 // ActBlockQ8 rows
-    ActQuantFn quantize_q8_k = nullptr;               // BlockQ8_K rows
+    std::array<const GemmKernel*, k_n_types> gemm{};      // prompt processing (gemm.h)
+    std::array<const PackedKernel*, k_n_types> packed{};  // repacked weights (packed.h)
+    ActQuantFn quantize_q8 = nullptr;                     // ActBlockQ8 rows
+    ActQuantFn quantize_q8_k = nullptr;                   // BlockQ8_K rows
 };
 
 const KernelTable& scalar_kernels();

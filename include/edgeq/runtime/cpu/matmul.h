@@ -23,6 +23,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "edgeq/core/cpu.h"
@@ -66,5 +67,58 @@ void matmul(GgmlType type, const void* w, int64_t n_out, int64_t k, const float*
 // As matmul, on the kernels of `isa` (for tests and benchmarks; the CPU must support it).
 void matmul(GgmlType type, const void* w, int64_t n_out, int64_t k, const float* x, int64_t m,
             float* y, ThreadPool& pool, MatmulScratch& scratch, Isa isa);
+
+struct PackedKernel;  // src/runtime/cpu/packed.h
+struct GemmKernel;    // src/runtime/cpu/gemm.h
+
+// Weights rearranged once, at load, for one ISA's kernels: groups of 8 rows interleaved block
+// by block (src/runtime/cpu/packed.h), about as many bytes as the rows. Generation then reads
+// each group with one vector per four values of all 8 rows; prompt processing decodes its
+// panels from the same copy, so the file's rows are not needed any more.
+//
+//   auto packed = cpu::pack_weights(GgmlType::Q4_0, w, n_out, k, pool);  // null: keep rows
+//   if (packed) cpu::matmul(*packed, x, m, y, pool, scratch);
+class PackedWeights {
+  public:
+    PackedWeights(GgmlType type, int64_t n_out, int64_t k, Isa isa, const PackedKernel& kernel,
+                  const GemmKernel* gemm);
+    GgmlType type() const { return type_; }
+    int64_t n_out() const { return n_out_; }
+    int64_t k() const { return k_; }
+    Isa isa() const { return isa_; }
+    size_t bytes() const { return group_bytes_ * static_cast<size_t>(n_groups()); }
+    int64_t n_groups() const { return (n_out_ + 7) / 8; }
+    size_t group_bytes() const { return group_bytes_; }
+    const uint8_t* group(int64_t g) const {
+        return data_.get() + static_cast<size_t>(g) * group_bytes_;
+    }
+    uint8_t* group(int64_t g) { return data_.get() + static_cast<size_t>(g) * group_bytes_; }
+    const PackedKernel& kernel() const { return *kernel_; }
+    const GemmKernel* gemm() const { return gemm_; }
+
+  private:
+    struct Free {
+        void operator()(uint8_t* p) const;
+    };
+    GgmlType type_;
+    int64_t n_out_;
+    int64_t k_;
+    Isa isa_;
+    const PackedKernel* kernel_;
+    const GemmKernel* gemm_;
+    size_t group_bytes_;
+    std::unique_ptr<uint8_t, Free> data_;
+};
+
+// The packed copy of n_out rows of k values of `type` (row r at w + r * row_size(type, k)),
+// for the kernels of `isa`; null where that ISA has no packed layout for the type (the
+// scalar ISA has none). Packing is spread over the pool.
+std::unique_ptr<PackedWeights> pack_weights(GgmlType type, const void* w, int64_t n_out, int64_t k,
+                                            ThreadPool& pool, Isa isa = active_isa());
+
+// y = x times the transpose of the packed weights, as matmul above (m rows of k floats in, m
+// rows of n_out floats out), on the ISA the weights were packed for.
+void matmul(const PackedWeights& w, const float* x, int64_t m, float* y, ThreadPool& pool,
+            MatmulScratch& scratch);
 
 }  // namespace edgeq::cpu

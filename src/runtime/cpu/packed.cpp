@@ -1,0 +1,15 @@
+// Which weight types have a packed layout (packed.h).
+#include "packed.h"
+
+namespace edgeq::cpu {
+
+const PackedKernel* packed_reference(GgmlType type) {
+    switch (type) {
+        case GgmlType::Q4_0:
+            return &packed_q4_0_reference();
+        default:
+            return nullptr;
+    }
+}
+
+}  // namespace edgeq::cpu

@@ -1,0 +1,225 @@
+// Packed weights (src/runtime/cpu/packed.h) against the row kernels: the scalar reference run
+// on the packed layout gives the row reference's bits; the x86 runs and the matmul on packed
+// weights (generation, a few rows, and the GEMM decoding its panels from the packed copy)
+// match it within float rounding; the panels decoded from the packed copy are the bytes the
+// GEMM decodes from the rows.
+#include <gtest/gtest.h>
+
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kernel-test-util.h"
+#include "runtime/cpu/gemm.h"
+#include "runtime/cpu/packed.h"
+
+namespace edgeq::cpu {
+namespace {
+
+using kernel_test::activation_values;
+using kernel_test::random_weights;
+
+std::vector<GgmlType> packed_types() {
+    std::vector<GgmlType> types;
+    for (GgmlType t : kernel_test::weight_types())
+        if (packed_reference(t) != nullptr) types.push_back(t);
+    return types;
+}
+
+const KernelTable* table_of(Isa isa) {
+    return isa == Isa::avx2 ? avx2_kernels() : isa == Isa::avx512 ? avx512_kernels() : nullptr;
+}
+
+class PackedTest : public ::testing::TestWithParam<GgmlType> {
+  protected:
+    testing::Random random_;
+};
+
+// The groups of rows [0, n_out) packed by the reference's layout functions.
+std::vector<uint8_t> pack_all(const PackedKernel& p, const std::vector<uint8_t>& w, GgmlType type,
+                              int64_t n_out, int64_t k) {
+    const size_t gb = p.group_bytes(k);
+    const int64_t n_groups = (n_out + k_pack_rows - 1) / k_pack_rows;
+    std::vector<uint8_t> out(gb * static_cast<size_t>(n_groups) + gb);  // one spare group
+    for (int64_t g = 0; g < n_groups; ++g) {
+        const int n_rows = static_cast<int>(std::min<int64_t>(k_pack_rows, n_out - g * 8));
+        p.pack(w.data() + static_cast<size_t>(g * 8) * row_size(type, k), row_size(type, k), n_rows,
+               k, out.data() + static_cast<size_t>(g) * gb);
+    }
+    return out;
+}
+
+TEST_P(PackedTest, ReferenceRunGivesTheRowReferenceBits) {
+    SCOPED_TRACE(random_.trace());
+    const GgmlType type = GetParam();
+    const PackedKernel& ref = *packed_reference(type);
+    const int64_t bs = dtype(type).block_size;
+    const GgmlType act = activation_type(type);
+    for (int64_t n_out : {1, 5, 8, 13}) {
+        for (int64_t n_blocks : {1, 3}) {
+            const int64_t k = n_blocks * bs;
+            const std::vector<uint8_t> w = random_weights(random_, type, n_out, k);
+            const std::vector<uint8_t> packed = pack_all(ref, w, type, n_out, k);
+            const int n_acts = 3;
+            const size_t a_row = activation_row_size(act, k);
+            std::vector<uint8_t> a(a_row * n_acts);
+            const std::vector<float> x = random_.normal(static_cast<size_t>(n_acts * k), 2.0f);
+            for (int c = 0; c < n_acts; ++c)
+                quantize_activations(act, x.data() + c * k, a.data() + c * a_row, k);
+            for (int64_t g = 0; g * 8 < n_out; ++g) {
+                const int n_rows = static_cast<int>(std::min<int64_t>(8, n_out - g * 8));
+                std::vector<float> out(static_cast<size_t>(n_acts * 8), NAN);
+                ref.run(k, packed.data() + static_cast<size_t>(g) * ref.group_bytes(k), a.data(),
+                        a_row, n_acts, out.data(), 8, n_rows);
+                for (int c = 0; c < n_acts; ++c) {
+                    for (int r = 0; r < n_rows; ++r) {
+                        float want = NAN;
+                        vec_dot(type, Isa::scalar)(
+                            k, &want, w.data() + static_cast<size_t>(g * 8 + r) * row_size(type, k),
+                            a.data() + c * a_row);
+                        EXPECT_EQ(out[static_cast<size_t>(c * 8 + r)], want)
+                            << "n_out=" << n_out << " k=" << k << " row " << g * 8 + r;
+                    }
+                    for (int r = n_rows; r < 8; ++r)
+                        EXPECT_TRUE(std::isnan(out[static_cast<size_t>(c * 8 + r)]))
+                            << "wrote past n_rows";
+                }
+            }
+        }
+    }
+}
+
+TEST_P(PackedTest, PanelsDecodedFromThePackedCopyAreTheGemmPanels) {
+    SCOPED_TRACE(random_.trace());
+    const GgmlType type = GetParam();
+    const PackedKernel& ref = *packed_reference(type);
+    if (ref.decode_panel == nullptr) GTEST_SKIP() << "no GEMM panels for " << dtype(type).name;
+    int n_isas = 0;
+    for (Isa isa : kernel_test::cpu_isas()) {
+        const KernelTable* t = table_of(isa);
+        if (t == nullptr || t->gemm[type_index(type)] == nullptr) continue;
+        ++n_isas;
+        const GemmKernel& gemm = *t->gemm[type_index(type)];
+        for (int64_t n_rows : {16, 11, 8, 3}) {
+            const int64_t k = 3 * dtype(type).block_size;
+            const std::vector<uint8_t> w = random_weights(random_, type, n_rows, k);
+            const std::vector<uint8_t> packed = pack_all(ref, w, type, n_rows, k);
+            const size_t bytes = gemm_panel_bytes(k, gemm.sub_block);
+            std::vector<uint8_t> want_buf, got_buf;
+            uint8_t* want = aligned_scratch(want_buf, bytes);
+            uint8_t* got = aligned_scratch(got_buf, bytes);
+            std::memset(want, 0xa5, bytes);
+            std::memset(got, 0x5a, bytes);
+            gemm.decode(w.data(), row_size(type, k), static_cast<int>(n_rows), k, want);
+            ref.decode_panel(packed.data(), static_cast<int>(n_rows), k, got);
+            // The minimum floats exist only for types with minimums.
+            const size_t used =
+                gemm.has_min ? bytes : bytes - static_cast<size_t>(k / gemm.sub_block) * 16 * 4;
+            EXPECT_EQ(std::memcmp(want, got, used), 0)
+                << dtype(type).name << " " << isa_name(isa) << " rows " << n_rows;
+        }
+    }
+    if (n_isas == 0) GTEST_SKIP() << "no GEMM for " << dtype(type).name << " on this CPU";
+}
+
+TEST_P(PackedTest, MatmulOnPackedWeightsMatchesTheRowReference) {
+    SCOPED_TRACE(random_.trace());
+    const GgmlType type = GetParam();
+    const int64_t bs = dtype(type).block_size;
+    const GgmlType act = activation_type(type);
+    ThreadPool one(1);
+    ThreadPool three(3);
+    MatmulScratch scratch;
+    int n_isas = 0;
+    for (Isa isa : kernel_test::cpu_isas()) {
+        if (table_of(isa) == nullptr || table_of(isa)->packed[type_index(type)] == nullptr)
+            continue;
+        ++n_isas;
+        for (int64_t m : {1, 2, 3, 4, 5, 9, 17, 40}) {
+            for (int64_t n_out : {1, 7, 8, 9, 33, 50}) {
+                for (int64_t n_blocks : {1, 3, 11}) {
+                    const int64_t k = n_blocks * bs;
+                    const std::vector<uint8_t> w = random_weights(random_, type, n_out, k);
+                    const auto packed = pack_weights(type, w.data(), n_out, k, three, isa);
+                    ASSERT_NE(packed, nullptr);
+                    std::vector<float> wf(static_cast<size_t>(n_out * k));
+                    to_float(type, w.data(), wf.data(), n_out * k);
+                    std::vector<float> x = random_.normal(static_cast<size_t>(m * k), 2.0f);
+                    x[static_cast<size_t>(random_.uniform_int(0, static_cast<int>(m * k) - 1))] *=
+                        40;
+                    std::vector<float> y1(static_cast<size_t>(m * n_out), NAN);
+                    std::vector<float> y3(static_cast<size_t>(m * n_out), NAN);
+                    matmul(*packed, x.data(), m, y1.data(), one, scratch);
+                    matmul(*packed, x.data(), m, y3.data(), three, scratch);
+                    EXPECT_EQ(y1, y3) << "results depend on the thread count";
+                    std::vector<uint8_t> a(activation_row_size(act, k));
+                    for (int64_t i = 0; i < m; ++i) {
+                        quantize_activations(act, x.data() + i * k, a.data(), k);
+                        const std::vector<double> av = activation_values(act, a.data(), k);
+                        for (int64_t r = 0; r < n_out; ++r) {
+                            float want = NAN;
+                            vec_dot(type, Isa::scalar)(
+                                k, &want, w.data() + static_cast<size_t>(r) * row_size(type, k),
+                                a.data());
+                            const std::vector<float> row(wf.begin() + r * k,
+                                                         wf.begin() + (r + 1) * k);
+                            const double magnitude =
+                                kernel_test::rounding_scale(row, av.data(), bs);
+                            const double n_terms = static_cast<double>(k / 16);
+                            const double tol = 4 * (n_terms + 16) * FLT_EPSILON * magnitude + 1e-30;
+                            EXPECT_NEAR(y1[static_cast<size_t>(i * n_out + r)], want, tol)
+                                << dtype(type).name << " " << isa_name(isa) << " m=" << m
+                                << " n_out=" << n_out << " k=" << k << " (" << i << ", " << r
+                                << ")";
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if (n_isas == 0) GTEST_SKIP() << "no packed kernel for " << dtype(type).name << " here";
+}
+
+// One activation row's result is the same whether it runs alone or with others.
+TEST_P(PackedTest, ResultsDoNotDependOnTheNumberOfActivationRows) {
+    SCOPED_TRACE(random_.trace());
+    const GgmlType type = GetParam();
+    const int64_t k = 5 * dtype(type).block_size;
+    const GgmlType act = activation_type(type);
+    const size_t a_row = activation_row_size(act, k);
+    for (Isa isa : kernel_test::cpu_isas()) {
+        const KernelTable* t = table_of(isa);
+        if (t == nullptr || t->packed[type_index(type)] == nullptr) continue;
+        const PackedKernel& p = *t->packed[type_index(type)];
+        const std::vector<uint8_t> w = random_weights(random_, type, 8, k);
+        const std::vector<uint8_t> packed = pack_all(p, w, type, 8, k);
+        std::vector<uint8_t> a(a_row * k_max_acts);
+        const std::vector<float> x = random_.normal(static_cast<size_t>(k_max_acts * k), 1.0f);
+        for (int c = 0; c < k_max_acts; ++c)
+            quantize_activations(act, x.data() + c * k, a.data() + c * a_row, k);
+        std::vector<float> all(8 * k_max_acts);
+        p.run(k, packed.data(), a.data(), a_row, k_max_acts, all.data(), 8, 8);
+        for (int c = 0; c < k_max_acts; ++c) {
+            std::vector<float> one(8);
+            p.run(k, packed.data(), a.data() + c * a_row, a_row, 1, one.data(), 8, 8);
+            for (int r = 0; r < 8; ++r)
+                EXPECT_EQ(one[static_cast<size_t>(r)], all[static_cast<size_t>(c * 8 + r)])
+                    << isa_name(isa) << " activation row " << c << " weight row " << r;
+        }
+    }
+}
+
+TEST(PackedWeightsTest, ScalarIsaAndTypesWithoutALayoutKeepTheirRows) {
+    ThreadPool pool(1);
+    std::vector<uint8_t> w(row_size(GgmlType::Q4_0, 64) * 3, 0x11);
+    EXPECT_EQ(pack_weights(GgmlType::Q4_0, w.data(), 3, 64, pool, Isa::scalar), nullptr);
+    std::vector<float> f(64 * 3, 0.5f);
+    EXPECT_EQ(pack_weights(GgmlType::F32, f.data(), 3, 64, pool), nullptr);
+}
+
+INSTANTIATE_TEST_SUITE_P(PackedTypes, PackedTest, ::testing::ValuesIn(packed_types()),
+                         kernel_test::type_name);
+
+}  // namespace
+}  // namespace edgeq::cpu
