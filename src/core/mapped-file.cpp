@@ -101,4 +101,14 @@ void release_mapped_range(const void* data, size_t n_bytes) {
     if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
+void populate_mapped_range(const void* data, size_t n_bytes) {
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(data) / page_size() * page_size();
+    const uintptr_t end = reinterpret_cast<uintptr_t>(data) + n_bytes;
+    if (end <= begin) return;
+#ifdef MADV_POPULATE_READ
+    if (::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ) == 0) return;
+#endif
+    ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_WILLNEED);  // older kernels
+}
+
 }  // namespace edgeq

@@ -100,7 +100,11 @@ Decoder::Decoder(const LoadedModel& loaded, const SessionOptions& opts, int32_t 
 
 void Decoder::project(const Matrix& m, const float* in, int32_t n, float* out) {
     if (options.observer != nullptr) options.observer->observe(m.name, in, n, m.n_in);
-    cpu::matmul(m.type, m.data, m.n_out, m.n_in, in, n, out, pool, matmul_scratch);
+    if (m.packed != nullptr) {
+        cpu::matmul(*m.packed, in, n, out, pool, matmul_scratch);
+    } else {
+        cpu::matmul(m.type, m.data, m.n_out, m.n_in, in, n, out, pool, matmul_scratch);
+    }
 }
 
 cpu::KvRows Decoder::k_rows(int32_t il, int32_t seq) const {

@@ -1,8 +1,14 @@
 #include "loaded-model.h"
 
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <string>
+#include <thread>
 
 #include "edgeq/core/error.h"
+#include "edgeq/core/mapped-file.h"
+#include "edgeq/core/thread-pool.h"
 #include "edgeq/quant/dtype.h"
 
 namespace edgeq {
@@ -36,7 +42,7 @@ class Binder {
         if (n_in % d.block_size != 0)
             fail("{}: tensor {} rows of {} values are not whole {} blocks", file_.path(), name,
                  n_in, d.name);
-        return {t.type, file_.tensor_data(t), n_in, n_out, t.name};
+        return {t.type, file_.tensor_data(t), n_in, n_out, t.name, nullptr};
     }
 
     std::vector<float> vector(const std::string& name, int64_t n) const {
@@ -109,12 +115,42 @@ ModelWeights bind_weights(const GgufFile& file, const ModelSpec& s) {
     return w;
 }
 
+// EDGEQ_REPACK=0 keeps every matrix as the file holds it (for comparisons).
+bool repack_enabled() {
+    const char* env = std::getenv("EDGEQ_REPACK");
+    return env == nullptr || std::strcmp(env, "0") != 0;
+}
+
+// Packs one matrix for the active ISA's kernels, if it has a packed layout for the type, and
+// gives the file's pages of its rows back (they are paged in again if read: the token
+// embedding's rows, when the output is tied to it).
+void pack(Matrix& m, ThreadPool& pool) {
+    if (m.data == nullptr || m.packed != nullptr || !cpu::packs(m.type)) return;
+    const size_t bytes = row_size(m.type, m.n_in) * static_cast<size_t>(m.n_out);
+    populate_mapped_range(m.data, bytes);
+    m.packed = cpu::pack_weights(m.type, m.data, m.n_out, m.n_in, pool);
+    if (m.packed != nullptr) release_mapped_range(m.data, bytes);
+}
+
+// One tensor at a time, so that loading holds at most one tensor twice.
+void pack_weights(ModelWeights& w) {
+    if (!repack_enabled()) return;
+    ThreadPool pool(static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u)));
+    for (LayerWeights& l : w.layers) {
+        for (Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wqkv, &l.wo, &l.gate, &l.up, &l.down})
+            pack(*m, pool);
+    }
+    pack(w.output, pool);  // the token embedding's rows stay for the lookup
+}
+
 }  // namespace
 
 GgufModel::GgufModel(GgufFile file)
     : file_(std::move(file)),
       spec_(model_spec_from_gguf(file_)),
-      weights_(bind_weights(file_, spec_)) {}
+      weights_(bind_weights(file_, spec_)) {
+    pack_weights(weights_);
+}
 
 const Tokenizer& GgufModel::tokenizer() const {
     std::call_once(tokenizer_once_,

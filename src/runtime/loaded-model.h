@@ -1,24 +1,30 @@
 // The LoadedModel behind LoadedModel::load: a mapped GGUF file, its spec, and its weights
-// bound by role (matrices stay in the mapping; norm weights and biases are copied as floats).
+// bound by role (matrices stay in the mapping, or are packed for the kernels at load; norm
+// weights and biases are copied as floats).
 #pragma once
 
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string_view>
 #include <vector>
 
 #include "edgeq/model/model-spec.h"
+#include "edgeq/runtime/cpu/matmul.h"
 #include "edgeq/runtime/engine.h"
 
 namespace edgeq::runtime {
 
-// A weight matrix as the file holds it: n_out rows of n_in values of `type`.
+// A weight matrix as the file holds it: n_out rows of n_in values of `type`, and its packed
+// copy for the kernels when the active ISA has a packed layout for the type (then the rows'
+// pages are given back after packing; the matmul reads the packed copy).
 struct Matrix {
     GgmlType type = GgmlType::F32;
     const void* data = nullptr;
     int64_t n_in = 0;
     int64_t n_out = 0;
     std::string_view name;  // the GGUF tensor's name (held by the model's GgufFile)
+    std::shared_ptr<const cpu::PackedWeights> packed;
 };
 
 struct LayerWeights {

@@ -44,4 +44,8 @@ class MappedFile {
 // process's resident memory (they are paged in again if touched).
 void release_mapped_range(const void* data, size_t n_bytes);
 
+// Maps in the pages of [data, data + n_bytes) of a file mapping in one call (fewer faults when
+// the whole range is read next); only a hint.
+void populate_mapped_range(const void* data, size_t n_bytes);
+
 }  // namespace edgeq

@@ -5,9 +5,11 @@
 #include "edgeq/runtime/cpu/matmul.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <new>
+
+#include <sys/mman.h>
 
 #include "../../quant/blocks.h"
 #include "edgeq/core/error.h"
@@ -236,6 +238,22 @@ void matmul(GgmlType type, const void* w, int64_t n_out, int64_t k, const float*
 
 // ---- packed weights ----------------------------------------------------------------------------
 
+namespace {
+
+// Anonymous memory in transparent huge pages where the kernel gives them (2 MiB pages: a
+// 600 MB model faults in 300 pages instead of 150,000, and generation misses the TLB less).
+uint8_t* map_packed(size_t bytes) {
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        fail("pack_weights: cannot allocate {} bytes: {}", bytes, std::strerror(errno));
+#ifdef MADV_HUGEPAGE
+    if (bytes >= (size_t{2} << 20)) madvise(p, bytes, MADV_HUGEPAGE);  // a hint; may be refused
+#endif
+    return static_cast<uint8_t*>(p);
+}
+
+}  // namespace
+
 PackedWeights::PackedWeights(GgmlType type, int64_t n_out, int64_t k, Isa isa,
                              const PackedKernel& kernel, const GemmKernel* gemm)
     : type_(type),
@@ -245,18 +263,21 @@ PackedWeights::PackedWeights(GgmlType type, int64_t n_out, int64_t k, Isa isa,
       kernel_(&kernel),
       gemm_(gemm),
       group_bytes_(kernel.group_bytes(k)),
-      data_(static_cast<uint8_t*>(
-          ::operator new (group_bytes_* static_cast<size_t>(n_groups()), std::align_val_t{64}))) {}
+      data_(map_packed(bytes()), Free{bytes()}) {}
 
 void PackedWeights::Free::operator()(uint8_t* p) const {
-    ::operator delete (p, std::align_val_t{64});
+    munmap(p, bytes);
+}
+
+bool packs(GgmlType type, Isa isa) {
+    return isa_available(isa) && isa != Isa::scalar &&
+           pick_type(isa, &KernelTable::packed, type) != nullptr;
 }
 
 std::unique_ptr<PackedWeights> pack_weights(GgmlType type, const void* w, int64_t n_out, int64_t k,
                                             ThreadPool& pool, Isa isa) {
-    if (!isa_available(isa) || isa == Isa::scalar) return nullptr;
+    if (!packs(type, isa) || n_out <= 0) return nullptr;
     const PackedKernel* kernel = pick_type(isa, &KernelTable::packed, type);
-    if (kernel == nullptr || n_out <= 0) return nullptr;
     const DType& t = dtype(type);
     if (k <= 0 || k % t.block_size != 0)
         fail("pack_weights: rows of {} values are not whole {} blocks", k, t.name);

@@ -26,15 +26,15 @@ size_t group_bytes(int64_t k) {
 }
 
 void pack(const uint8_t* w, size_t w_row, int n_rows, int64_t k, uint8_t* dst) {
-    std::memset(dst, 0, group_bytes(k));
+    if (n_rows < k_pack_rows) std::memset(dst, 0, group_bytes(k));
     for (int64_t b = 0; b < k / 32; ++b) {
         uint8_t* out = dst + static_cast<size_t>(b) * k_block_bytes;
         for (int r = 0; r < n_rows; ++r) {
             const BlockQ4_0& x = reinterpret_cast<const BlockQ4_0*>(w + r * w_row)[b];
             std::memcpy(out + 2 * r, &x.d, 2);
             // x.qs[j] holds value j (low) and value 16 + j (high): the same pairing as the
-            // chunks, so byte j moves whole to chunk j / 4, row r, position j % 4.
-            for (int j = 0; j < 16; ++j) out[16 + 32 * (j / 4) + 4 * r + j % 4] = x.qs[j];
+            // chunks, so bytes 4v..4v+3 move whole to chunk v, row r.
+            for (int v = 0; v < 4; ++v) std::memcpy(out + 16 + 32 * v + 4 * r, x.qs + 4 * v, 4);
         }
     }
 }

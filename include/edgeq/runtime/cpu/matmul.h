@@ -98,6 +98,7 @@ class PackedWeights {
 
   private:
     struct Free {
+        size_t bytes;
         void operator()(uint8_t* p) const;
     };
     GgmlType type_;
@@ -115,6 +116,9 @@ class PackedWeights {
 // scalar ISA has none). Packing is spread over the pool.
 std::unique_ptr<PackedWeights> pack_weights(GgmlType type, const void* w, int64_t n_out, int64_t k,
                                             ThreadPool& pool, Isa isa = active_isa());
+
+// Whether pack_weights packs `type` for `isa`.
+bool packs(GgmlType type, Isa isa = active_isa());
 
 // y = x times the transpose of the packed weights, as matmul above (m rows of k floats in, m
 // rows of n_out floats out), on the ISA the weights were packed for.
