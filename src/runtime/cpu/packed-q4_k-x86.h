@@ -7,7 +7,9 @@
 // second int32 sum; each super-block ends with one fmadd per sum. Sizes that keep the
 // integers exact (activation quants in [-128, 127], nibbles <= 15, six-bit scales <= 63):
 //   VNNI: a sub-block's dot product, |isum| <= 32 * 15 * 128 = 61440, times 63, times 8
-//         sub-blocks: 3.1e7 < 2^31.
+//         sub-blocks: 3.1e7 < 2^31. The high nibbles enter as 16 q (one mask instead of a
+//         shift and a mask), their sums (<= 16 * 61440) are multiples of 16, shifted back
+//         exactly before the scales.
 //   AVX2: vpmaddubsw's pair sums <= 2 * 15 * 128 = 3840; the 8 of a sub-block are added in
 //         int16 (<= 30720 < 2^15) before one vpmaddwd with the scale, so the pairs never
 //         saturate.
@@ -98,9 +100,16 @@ struct PQ4_K {
                 for (int h = 0; h < 2; ++h) {
                     __m256i lo[4], hi[4];
                     for (int v = 0; v < 4; ++v) {
-                        const __m256i bits = load(chunks + 32 * (4 * h + v));
+                        __m256i bits = load(chunks + 32 * (4 * h + v));
+                        // One load per chunk (the compiler would fold it into both masks, and
+                        // the load ports, busy with the broadcasts, are the bottleneck).
+                        __asm__("" : "+x"(bits));
                         lo[v] = _mm256_and_si256(bits, m4);
+#if EDGEQ_VNNI
+                        hi[v] = _mm256_andnot_si256(m4, bits);  // 16 q; the sums shift back
+#else
                         hi[v] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+#endif
                     }
                     for (int c = 0; c < NA; ++c) {
                         const int8_t* q = act<quant::BlockQ8_K>(a, as, c, b).qs + 64 * p + 16 * h;
@@ -108,6 +117,10 @@ struct PQ4_K {
                         part_hi[c][h % H] = pq4k_dot4(part_hi[c][h % H], hi, q + 32);
                     }
                 }
+#if EDGEQ_VNNI
+                for (int c = 0; c < NA; ++c)
+                    for (int h = 0; h < H; ++h) part_hi[c][h] = _mm256_srai_epi32(part_hi[c][h], 4);
+#endif
                 for (int c = 0; c < NA; ++c) {
                     sumi[c] = pq4k_scaled<H>(sumi[c], part_lo[c], blk + 32 + 16 * p);
                     sumi[c] = pq4k_scaled<H>(sumi[c], part_hi[c], blk + 40 + 16 * p);
