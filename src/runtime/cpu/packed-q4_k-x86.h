@@ -1,4 +1,4 @@
-// The x86 run of packed Q4_K (layout in pack-q4_k.cpp), included from packed-x86.h.
+// The x86 runs of packed Q4_K and Q5_K (layouts in pack-q4_k.cpp), included from packed-x86.h.
 //
 // Per sub-block, the 32 values of the 8 rows are 8 vectors of u8 (one per chunk, four values
 // per row); against the activation's 4-byte groups broadcast, they give each row's integer dot
@@ -13,6 +13,8 @@
 //   AVX2: vpmaddubsw's pair sums <= 2 * 15 * 128 = 3840; the 8 of a sub-block are added in
 //         int16 (<= 30720 < 2^15) before one vpmaddwd with the scale, so the pairs never
 //         saturate.
+//   Q5_K: |isum| <= 32 * 31 * 128, times 63, times 8 < 2^31; vpmaddubsw's pair sums <= 7936,
+//         four added in int16 (<= 31744), so each half of a sub-block is scaled apart.
 //   Minimums: the sums of 32 activation quants, |bs| <= 4096, fit int16; 8 * 63 * 4096 < 2^31.
 #pragma once
 
@@ -43,22 +45,28 @@ inline __m256i pq4k_scaled(__m256i sumi, const __m256i* part, const uint8_t* sc)
     if constexpr (H == 2) isum = _mm256_add_epi32(isum, part[1]);
     return _mm256_add_epi32(sumi, _mm256_mullo_epi32(isum, _mm256_cvtepu8_epi32(s8)));
 #else
-    static_assert(H == 1);
     // Each row's scale in both int16 halves of its lane.
     const __m256i s16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(s8, s8));
-    return _mm256_add_epi32(sumi, _mm256_madd_epi16(part[0], s16));
+    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(part[0], s16));
+    if constexpr (H == 2) sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(part[1], s16));
+    return sumi;
 #endif
 }
 
-struct PQ4_K {
-    static constexpr size_t k_sb_bytes = 1184;
+template <bool five_bits>
+struct PQx_K {
+    static constexpr size_t k_sb_bytes = five_bits ? 1440 : 1184;
 
     template <int NA>
     static void run(int64_t k, const uint8_t* group, const uint8_t* a, size_t as, float* out,
                     int64_t os, int n_rows) {
-        // Independent accumulation chains per sub-block: vpdpbusd's latency needs two with one
-        // activation row; vpmaddubsw's int16 sums are independent already.
-        constexpr int H = EDGEQ_VNNI && NA == 1 ? 2 : 1;
+        // Accumulators per sub-block: vpdpbusd's latency needs two chains with one activation
+        // row; vpmaddubsw's int16 sums of five-bit quants take only the four chunks of a half.
+        constexpr int H = (EDGEQ_VNNI && NA == 1) || (!EDGEQ_VNNI && five_bits) ? 2 : 1;
+        // With VNNI, the high nibbles of Q4_K enter as 16 q (one mask instead of a shift and a
+        // mask per chunk); their sums, multiples of 16, shift back exactly.
+        constexpr bool hi16 = EDGEQ_VNNI && !five_bits;
+        const __m256i m16 = _mm256_set1_epi8(16);
         const __m256i m4 = _mm256_set1_epi8(0x0f);
         __m256 acc[NA], acc_m[NA];
         for (int c = 0; c < NA; ++c) {
@@ -99,17 +107,27 @@ struct PQ4_K {
                 }
                 for (int h = 0; h < 2; ++h) {
                     __m256i lo[4], hi[4];
+                    __m256i qh = _mm256_setzero_si256();
+                    if constexpr (five_bits) qh = load(blk + 1184 + 64 * p + 32 * h);
                     for (int v = 0; v < 4; ++v) {
                         __m256i bits = load(chunks + 32 * (4 * h + v));
                         // One load per chunk (the compiler would fold it into both masks, and
                         // the load ports, busy with the broadcasts, are the bottleneck).
                         __asm__("" : "+x"(bits));
                         lo[v] = _mm256_and_si256(bits, m4);
-#if EDGEQ_VNNI
-                        hi[v] = _mm256_andnot_si256(m4, bits);  // 16 q; the sums shift back
-#else
-                        hi[v] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-#endif
+                        if constexpr (hi16) {
+                            hi[v] = _mm256_andnot_si256(m4, bits);
+                        } else {
+                            hi[v] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+                        }
+                        if constexpr (five_bits) {
+                            // Bit v of qh to bit 4 of lo, bit 4 + v to bit 4 of hi (the 16-bit
+                            // shifts move no set bit across a byte's bit 4).
+                            const __m256i bl = _mm256_sll_epi16(qh, _mm_cvtsi32_si128(4 - v));
+                            const __m256i bh = _mm256_srl_epi16(qh, _mm_cvtsi32_si128(v));
+                            lo[v] = _mm256_or_si256(lo[v], _mm256_and_si256(bl, m16));
+                            hi[v] = _mm256_or_si256(hi[v], _mm256_and_si256(bh, m16));
+                        }
                     }
                     for (int c = 0; c < NA; ++c) {
                         const int8_t* q = act<quant::BlockQ8_K>(a, as, c, b).qs + 64 * p + 16 * h;
@@ -117,10 +135,11 @@ struct PQ4_K {
                         part_hi[c][h % H] = pq4k_dot4(part_hi[c][h % H], hi, q + 32);
                     }
                 }
-#if EDGEQ_VNNI
-                for (int c = 0; c < NA; ++c)
-                    for (int h = 0; h < H; ++h) part_hi[c][h] = _mm256_srai_epi32(part_hi[c][h], 4);
-#endif
+                if constexpr (hi16) {
+                    for (int c = 0; c < NA; ++c)
+                        for (int h = 0; h < H; ++h)
+                            part_hi[c][h] = _mm256_srai_epi32(part_hi[c][h], 4);
+                }
                 for (int c = 0; c < NA; ++c) {
                     sumi[c] = pq4k_scaled<H>(sumi[c], part_lo[c], blk + 32 + 16 * p);
                     sumi[c] = pq4k_scaled<H>(sumi[c], part_hi[c], blk + 40 + 16 * p);

@@ -103,10 +103,16 @@ inline void add_x86_packed(KernelTable& t) {
     t.packed[type_index(GgmlType::Q4_0)] = &q4_0;
     static const PackedKernel q4_k = [] {
         PackedKernel p = packed_q4_k_reference();
-        p.run = packed_run<PQ4_K>;
+        p.run = packed_run<PQx_K<false>>;
         return p;
     }();
     t.packed[type_index(GgmlType::Q4_K)] = &q4_k;
+    static const PackedKernel q5_k = [] {
+        PackedKernel p = packed_q5_k_reference();
+        p.run = packed_run<PQx_K<true>>;
+        return p;
+    }();
+    t.packed[type_index(GgmlType::Q5_K)] = &q5_k;
 }
 
 }  // namespace

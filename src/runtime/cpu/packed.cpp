@@ -9,6 +9,8 @@ const PackedKernel* packed_reference(GgmlType type) {
             return &packed_q4_0_reference();
         case GgmlType::Q4_K:
             return &packed_q4_k_reference();
+        case GgmlType::Q5_K:
+            return &packed_q5_k_reference();
         default:
             return nullptr;
     }
