@@ -69,6 +69,14 @@ struct PQ4_0 {
     }
 };
 
+}  // namespace
+}  // namespace edgeq::cpu
+
+#include "packed-q4_k-x86.h"
+
+namespace edgeq::cpu {
+namespace {
+
 template <typename P>
 void packed_run(int64_t k, const uint8_t* group, const uint8_t* a, size_t as, int n_acts,
                 float* out, int64_t os, int n_rows) {
@@ -93,6 +101,18 @@ inline void add_x86_packed(KernelTable& t) {
         return p;
     }();
     t.packed[type_index(GgmlType::Q4_0)] = &q4_0;
+    static const PackedKernel q4_k = [] {
+        PackedKernel p = packed_q4_k_reference();
+        p.run = packed_run<PQx_K<false>>;
+        return p;
+    }();
+    t.packed[type_index(GgmlType::Q4_K)] = &q4_k;
+    static const PackedKernel q5_k = [] {
+        PackedKernel p = packed_q5_k_reference();
+        p.run = packed_run<PQx_K<true>>;
+        return p;
+    }();
+    t.packed[type_index(GgmlType::Q5_K)] = &q5_k;
 }
 
 }  // namespace

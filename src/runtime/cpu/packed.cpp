@@ -7,6 +7,10 @@ const PackedKernel* packed_reference(GgmlType type) {
     switch (type) {
         case GgmlType::Q4_0:
             return &packed_q4_0_reference();
+        case GgmlType::Q4_K:
+            return &packed_q4_k_reference();
+        case GgmlType::Q5_K:
+            return &packed_q5_k_reference();
         default:
             return nullptr;
     }

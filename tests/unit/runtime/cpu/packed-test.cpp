@@ -10,6 +10,7 @@
 #include <cstring>
 #include <vector>
 
+#include "edgeq/core/half.h"
 #include "kernel-test-util.h"
 #include "runtime/cpu/gemm.h"
 #include "runtime/cpu/packed.h"
@@ -206,6 +207,52 @@ TEST_P(PackedTest, ResultsDoNotDependOnTheNumberOfActivationRows) {
             for (int r = 0; r < 8; ++r)
                 EXPECT_EQ(one[static_cast<size_t>(r)], all[static_cast<size_t>(c * 8 + r)])
                     << isa_name(isa) << " activation row " << c << " weight row " << r;
+        }
+    }
+}
+
+// The k-quants with minimums at their extremes: every quant and six-bit scale and minimum at
+// its largest, activations all of one sign at full scale, where int16 partial sums (AVX2's
+// vpmaddubsw) come closest to saturating.
+TEST_P(PackedTest, KQuantsAtTheirExtremesMatchTheRowReference) {
+    const GgmlType type = GetParam();
+    if (type != GgmlType::Q4_K && type != GgmlType::Q5_K) GTEST_SKIP() << "not a k-quant";
+    const int64_t k = 2 * 256;
+    const size_t w_row = row_size(type, k);
+    const GgmlType act = activation_type(type);
+    const size_t a_row = activation_row_size(act, k);
+    for (const int n_rows : {8, 5}) {
+        // All bits set but d and dmin (the first two FP16 of both block layouts).
+        std::vector<uint8_t> w(w_row * 8, 0xff);
+        for (int r = 0; r < n_rows; ++r) {
+            for (int64_t b = 0; b < k / 256; ++b) {
+                uint8_t* blk = w.data() + static_cast<size_t>(r) * w_row +
+                               static_cast<size_t>(b) * dtype(type).type_size;
+                const uint16_t d = fp32_to_fp16(0.25f + 0.5f * static_cast<float>(r + b));
+                const uint16_t dmin = fp32_to_fp16(0.125f * static_cast<float>(r + 1));
+                std::memcpy(blk, &d, 2);
+                std::memcpy(blk + 2, &dmin, 2);
+            }
+        }
+        for (const float sign : {1.0f, -1.0f}) {
+            std::vector<float> x(static_cast<size_t>(k), sign);
+            std::vector<uint8_t> a(a_row);
+            quantize_activations(act, x.data(), a.data(), k);
+            for (Isa isa : kernel_test::cpu_isas()) {
+                const KernelTable* t = table_of(isa);
+                if (t == nullptr || t->packed[type_index(type)] == nullptr) continue;
+                const PackedKernel& p = *t->packed[type_index(type)];
+                const std::vector<uint8_t> packed = pack_all(p, w, type, n_rows, k);
+                std::vector<float> out(8, NAN);
+                p.run(k, packed.data(), a.data(), a_row, 1, out.data(), 8, n_rows);
+                for (int r = 0; r < n_rows; ++r) {
+                    float want = NAN;
+                    vec_dot(type, Isa::scalar)(k, &want, w.data() + static_cast<size_t>(r) * w_row,
+                                               a.data());
+                    EXPECT_NEAR(out[static_cast<size_t>(r)], want, 1e-5 * std::fabs(want))
+                        << isa_name(isa) << " sign " << sign << " row " << r;
+                }
+            }
         }
     }
 }
