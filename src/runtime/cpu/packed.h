@@ -45,6 +45,7 @@ struct PackedKernel {
 const PackedKernel* packed_reference(GgmlType type);
 const PackedKernel& packed_q4_0_reference();
 const PackedKernel& packed_q8_0_reference();
+const PackedKernel& packed_q5_0_reference();
 
 // Fill in the packed kernels of the x86 builds (packed-avx2.cpp, packed-avx512.cpp).
 struct KernelTable;
