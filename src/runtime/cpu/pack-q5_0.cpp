@@ -40,7 +40,7 @@ uint32_t load_u32(const uint8_t* p) {
 }
 
 void pack(const uint8_t* w, size_t w_row, int n_rows, int64_t k, uint8_t* dst) {
-    std::memset(dst, 0, group_bytes(k));
+    if (n_rows < k_pack_rows) std::memset(dst, 0, group_bytes(k));
     for (int64_t b = 0; b < k / 32; ++b) {
         uint8_t* out = dst + static_cast<size_t>(b) * k_block_bytes;
         uint32_t words[8] = {};
@@ -48,12 +48,12 @@ void pack(const uint8_t* w, size_t w_row, int n_rows, int64_t k, uint8_t* dst) {
             const BlockQ5_0& x = reinterpret_cast<const BlockQ5_0*>(w + r * w_row)[b];
             std::memcpy(out + 2 * r, &x.d, 2);
             const uint32_t qh = load_u32(x.qh);
-            for (int j = 0; j < 16; ++j) {
-                // Byte j holds values j and 16 + j: chunk j / 4, row r, position j % 4.
-                const int t = 4 * r + j % 4;
-                out[k_chunks_offset + 32 * (j / 4) + t] = x.qs[j];
-                words[j / 4] |= ((qh >> j) & 1u) << t;
-                words[4 + j / 4] |= ((qh >> (16 + j)) & 1u) << t;
+            // Byte j holds values j and 16 + j: bytes 4v..4v+3 move whole to chunk v, row r, and
+            // their fifth bits (bits 4v.. and 16 + 4v.. of qh) to bits 4r.. of words v and 4 + v.
+            for (int v = 0; v < 4; ++v) {
+                std::memcpy(out + k_chunks_offset + 32 * v + 4 * r, x.qs + 4 * v, 4);
+                words[v] |= ((qh >> (4 * v)) & 15u) << (4 * r);
+                words[4 + v] |= ((qh >> (16 + 4 * v)) & 15u) << (4 * r);
             }
         }
         for (int v = 0; v < 8; ++v) std::memcpy(out + k_bits_offset + 4 * v, &words[v], 4);

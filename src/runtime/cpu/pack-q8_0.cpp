@@ -28,14 +28,19 @@ size_t group_bytes(int64_t k) {
 }
 
 void pack(const uint8_t* w, size_t w_row, int n_rows, int64_t k, uint8_t* dst) {
-    std::memset(dst, 0, group_bytes(k));
+    if (n_rows < k_pack_rows) std::memset(dst, 0, group_bytes(k));
     for (int64_t b = 0; b < k / 32; ++b) {
         uint8_t* out = dst + static_cast<size_t>(b) * k_block_bytes;
         for (int r = 0; r < n_rows; ++r) {
             const BlockQ8_0& x = reinterpret_cast<const BlockQ8_0*>(w + r * w_row)[b];
             std::memcpy(out + 2 * r, &x.d, 2);
-            for (int j = 0; j < 32; ++j)
-                out[16 + 32 * (j / 4) + 4 * r + j % 4] = static_cast<uint8_t>(x.qs[j]) ^ 0x80;
+            // Values 4v..4v+3 move as one word to chunk v, row r, each byte's top bit flipped.
+            for (int v = 0; v < 8; ++v) {
+                uint32_t q;
+                std::memcpy(&q, x.qs + 4 * v, 4);
+                q ^= 0x80808080u;
+                std::memcpy(out + 16 + 32 * v + 4 * r, &q, 4);
+            }
         }
     }
 }
