@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "../../quant/blocks.h"
+#include "gemm.h"
 #include "packed.h"
 #include "simd-x86.h"
 #include "vec-dot.h"
@@ -76,6 +77,152 @@ struct PQ4_0 {
 
 namespace edgeq::cpu {
 namespace {
+// Q8_0 (layout in pack-q8_0.cpp): each chunk is u = q + 128 for values 4v.. of all 8 rows.
+// VNNI: vpdpbusd on u directly, less 128 * sum(a). AVX2: vpmaddubsw would saturate on u * a,
+// so it multiplies |q| by a with q's sign (pair sums <= 2 * 128 * 127 fit int16).
+struct PQ8_0 {
+    template <int NA>
+    static void run(int64_t k, const uint8_t* group, const uint8_t* a, size_t as, float* out,
+                    int64_t os, int n_rows) {
+        __m256 acc[NA];
+        for (int c = 0; c < NA; ++c) acc[c] = _mm256_setzero_ps();
+        for (int64_t b = 0; b < k / 32; ++b) {
+            const uint8_t* blk = group + b * 272;
+            const __m256 dw =
+                _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
+            const ActBlockQ8* y[NA];
+            __m256i s[NA];
+            for (int c = 0; c < NA; ++c) {
+                y[c] = &act<ActBlockQ8>(a, as, c, b);
+#if EDGEQ_VNNI
+                s[c] = _mm256_set1_epi32(-128 * y[c]->sum);
+#else
+                s[c] = _mm256_setzero_si256();
+#endif
+            }
+            for (int v = 0; v < 8; ++v) {
+                const __m256i u = load(blk + 16 + 32 * v);
+#if EDGEQ_VNNI
+                for (int c = 0; c < NA; ++c) s[c] = dot_us_add(s[c], u, bcast4(y[c]->qs + 4 * v));
+#else
+                const __m256i q = _mm256_xor_si256(u, _mm256_set1_epi8(-128));
+                const __m256i mag = _mm256_abs_epi8(q);
+                for (int c = 0; c < NA; ++c)
+                    s[c] = dot_us_add(s[c], mag, _mm256_sign_epi8(bcast4(y[c]->qs + 4 * v), q));
+#endif
+            }
+            for (int c = 0; c < NA; ++c) {
+                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[c]),
+                                         _mm256_mul_ps(dw, _mm256_set1_ps(y[c]->d)), acc[c]);
+            }
+        }
+        for (int c = 0; c < NA; ++c) store_rows(acc[c], out + c * os, n_rows);
+    }
+    // The reference's panel (pack-q8_0.cpp) with the scales converted eight at a time: each
+    // chunk is already its group's 32 panel bytes.
+    static void decode_panel(const uint8_t* groups, int n_rows, int64_t k, uint8_t* panel) {
+        const int64_t n_blocks = k / 32;
+        auto* scale = reinterpret_cast<float*>(panel + k * k_gemm_rows);
+        for (int64_t b = 0; b < n_blocks; ++b) {
+            for (int g = 0; g < 2; ++g) {
+                uint8_t* qs = panel + b * 32 * k_gemm_rows + 32 * g;
+                float* sc = scale + b * k_gemm_rows + k_pack_rows * g;
+                if (g == 1 && n_rows <= k_pack_rows) {
+                    for (int v = 0; v < 8; ++v)
+                        _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + 4 * v * k_gemm_rows),
+                                            _mm256_setzero_si256());
+                    _mm256_storeu_ps(sc, _mm256_setzero_ps());
+                    continue;
+                }
+                const uint8_t* blk = groups + (g * n_blocks + b) * 272;
+                _mm256_storeu_ps(
+                    sc, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk))));
+                for (int v = 0; v < 8; ++v)
+                    _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + 4 * v * k_gemm_rows),
+                                        load(blk + 16 + 32 * v));
+            }
+        }
+    }
+};
+// Q5_0 (layout in pack-q5_0.cpp): Q4_0's chunks, plus 16 added to the bytes that a fifth-bits
+// word marks (AVX-512: the word is a byte mask; AVX2: spread by bytes_from_bits).
+struct PQ5_0 {
+    static __m256i add_fifth_bits(__m256i nibbles, const uint8_t* word) {
+        uint32_t bits;
+        std::memcpy(&bits, word, 4);
+#if EDGEQ_VNNI
+        return _mm256_mask_add_epi8(nibbles, bits, nibbles, _mm256_set1_epi8(16));
+#else
+        return _mm256_or_si256(nibbles,
+                               _mm256_and_si256(bytes_from_bits(bits), _mm256_set1_epi8(16)));
+#endif
+    }
+    // Values 4v.. (lo) and 16 + 4v.. (hi) of the 8 rows of block blk, as u = q + 16.
+    static void decode_chunk(const uint8_t* blk, int v, __m256i& lo, __m256i& hi) {
+        const __m256i m4 = _mm256_set1_epi8(0x0f);
+        const __m256i bits = load(blk + 48 + 32 * v);
+        lo = add_fifth_bits(_mm256_and_si256(bits, m4), blk + 16 + 4 * v);
+        hi = add_fifth_bits(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), blk + 32 + 4 * v);
+    }
+    template <int NA>
+    static void run(int64_t k, const uint8_t* group, const uint8_t* a, size_t as, float* out,
+                    int64_t os, int n_rows) {
+        __m256 acc[NA];
+        for (int c = 0; c < NA; ++c) acc[c] = _mm256_setzero_ps();
+        for (int64_t b = 0; b < k / 32; ++b) {
+            const uint8_t* blk = group + b * 176;
+            const __m256 dw =
+                _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
+            const ActBlockQ8* y[NA];
+            __m256i s[NA];
+            for (int c = 0; c < NA; ++c) {
+                y[c] = &act<ActBlockQ8>(a, as, c, b);
+                s[c] = _mm256_set1_epi32(-16 * y[c]->sum);
+            }
+            for (int v = 0; v < 4; ++v) {
+                __m256i lo, hi;
+                decode_chunk(blk, v, lo, hi);
+                for (int c = 0; c < NA; ++c) {
+                    s[c] = dot_us_add(s[c], lo, bcast4(y[c]->qs + 4 * v));
+                    s[c] = dot_us_add(s[c], hi, bcast4(y[c]->qs + 16 + 4 * v));
+                }
+            }
+            for (int c = 0; c < NA; ++c) {
+                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[c]),
+                                         _mm256_mul_ps(dw, _mm256_set1_ps(y[c]->d)), acc[c]);
+            }
+        }
+        for (int c = 0; c < NA; ++c) store_rows(acc[c], out + c * os, n_rows);
+    }
+    // The reference's panel (pack-q5_0.cpp), 32 values of 8 rows per vector.
+    static void decode_panel(const uint8_t* groups, int n_rows, int64_t k, uint8_t* panel) {
+        const int64_t n_blocks = k / 32;
+        auto* scale = reinterpret_cast<float*>(panel + k * k_gemm_rows);
+        for (int64_t b = 0; b < n_blocks; ++b) {
+            for (int g = 0; g < 2; ++g) {
+                uint8_t* qs = panel + b * 32 * k_gemm_rows + 32 * g;
+                float* sc = scale + b * k_gemm_rows + k_pack_rows * g;
+                if (g == 1 && n_rows <= k_pack_rows) {
+                    for (int v = 0; v < 8; ++v)
+                        _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + 4 * v * k_gemm_rows),
+                                            _mm256_setzero_si256());
+                    _mm256_storeu_ps(sc, _mm256_setzero_ps());
+                    continue;
+                }
+                const uint8_t* blk = groups + (g * n_blocks + b) * 176;
+                _mm256_storeu_ps(
+                    sc, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk))));
+                for (int v = 0; v < 4; ++v) {
+                    __m256i lo, hi;
+                    decode_chunk(blk, v, lo, hi);
+                    _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + 4 * v * k_gemm_rows), lo);
+                    _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + (16 + 4 * v) * k_gemm_rows),
+                                        hi);
+                }
+            }
+        }
+    }
+};
 
 template <typename P>
 void packed_run(int64_t k, const uint8_t* group, const uint8_t* a, size_t as, int n_acts,
@@ -113,6 +260,20 @@ inline void add_x86_packed(KernelTable& t) {
         return p;
     }();
     t.packed[type_index(GgmlType::Q5_K)] = &q5_k;
+    static const PackedKernel q8_0 = [] {
+        PackedKernel p = packed_q8_0_reference();
+        p.run = packed_run<PQ8_0>;
+        p.decode_panel = PQ8_0::decode_panel;
+        return p;
+    }();
+    t.packed[type_index(GgmlType::Q8_0)] = &q8_0;
+    static const PackedKernel q5_0 = [] {
+        PackedKernel p = packed_q5_0_reference();
+        p.run = packed_run<PQ5_0>;
+        p.decode_panel = PQ5_0::decode_panel;
+        return p;
+    }();
+    t.packed[type_index(GgmlType::Q5_0)] = &q5_0;
 }
 
 }  // namespace

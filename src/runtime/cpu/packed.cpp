@@ -11,6 +11,10 @@ const PackedKernel* packed_reference(GgmlType type) {
             return &packed_q4_k_reference();
         case GgmlType::Q5_K:
             return &packed_q5_k_reference();
+        case GgmlType::Q8_0:
+            return &packed_q8_0_reference();
+        case GgmlType::Q5_0:
+            return &packed_q5_0_reference();
         default:
             return nullptr;
     }

@@ -119,6 +119,15 @@ TEST_P(PackedTest, PanelsDecodedFromThePackedCopyAreTheGemmPanels) {
                 gemm.has_min ? bytes : bytes - static_cast<size_t>(k / gemm.sub_block) * 16 * 4;
             EXPECT_EQ(std::memcmp(want, got, used), 0)
                 << dtype(type).name << " " << isa_name(isa) << " rows " << n_rows;
+            // An ISA's own decoder of the packed copy, where it has one, gives the same bytes.
+            const PackedKernel* own = t->packed[type_index(type)];
+            if (own != nullptr && own->decode_panel != nullptr &&
+                own->decode_panel != ref.decode_panel) {
+                std::memset(got, 0x5a, bytes);
+                own->decode_panel(packed.data(), static_cast<int>(n_rows), k, got);
+                EXPECT_EQ(std::memcmp(want, got, used), 0)
+                    << dtype(type).name << " " << isa_name(isa) << "'s decoder, rows " << n_rows;
+            }
         }
     }
     if (n_isas == 0) GTEST_SKIP() << "no GEMM for " << dtype(type).name << " on this CPU";
@@ -263,6 +272,65 @@ TEST(PackedWeightsTest, ScalarIsaAndTypesWithoutALayoutKeepTheirRows) {
     EXPECT_EQ(pack_weights(GgmlType::Q4_0, w.data(), 3, 64, pool, Isa::scalar), nullptr);
     std::vector<float> f(64 * 3, 0.5f);
     EXPECT_EQ(pack_weights(GgmlType::F32, f.data(), 3, 64, pool), nullptr);
+}
+
+// Q8_0 quants span [-128, 127] in a GGUF file, though edgeq's quantizer writes [-127, 127]:
+// pairs of -128 weights times -127 activations (2 * 16256, the most an int16 pair sum can take
+// on AVX2) and every other extreme give the exact integer dot product on every ISA.
+TEST(PackedWeightsTest, Q8_0ExtremeQuantsGiveExactSums) {
+    testing::Random random;
+    SCOPED_TRACE(random.trace());
+    const int64_t n_blocks = 4;
+    const int64_t k = 32 * n_blocks;
+    const int8_t extremes[] = {-128, -127, 127, 0, 1, -1};
+    std::vector<quant::BlockQ8_0> w(static_cast<size_t>(k_pack_rows * n_blocks));
+    std::vector<ActBlockQ8> a(static_cast<size_t>(n_blocks));
+    for (int64_t b = 0; b < n_blocks; ++b) {
+        a[static_cast<size_t>(b)].d = 1;
+        a[static_cast<size_t>(b)].sum = 0;
+        for (int j = 0; j < 32; ++j) {
+            const int8_t q = b == 0 ? -127 : b == 1 ? 127 : random.uniform_int(0, 1) ? 127 : -127;
+            a[static_cast<size_t>(b)].qs[j] = q;
+            a[static_cast<size_t>(b)].sum += q;
+        }
+        for (int r = 0; r < k_pack_rows; ++r) {
+            quant::BlockQ8_0& x = w[static_cast<size_t>(r * n_blocks + b)];
+            x.d = fp32_to_fp16(1.0f);
+            for (int j = 0; j < 32; ++j)
+                x.qs[j] = b == 0 ? -128 : b == 1 ? 127 : extremes[random.uniform_int(0, 5)];
+        }
+    }
+    std::vector<float> want(k_pack_rows);
+    for (int r = 0; r < k_pack_rows; ++r) {
+        int64_t dot = 0;
+        for (int64_t j = 0; j < k; ++j)
+            dot += w[static_cast<size_t>(r * n_blocks + j / 32)].qs[j % 32] *
+                   a[static_cast<size_t>(j / 32)].qs[j % 32];
+        want[static_cast<size_t>(r)] = static_cast<float>(dot);
+    }
+    const size_t w_row = row_size(GgmlType::Q8_0, k);
+    for (Isa isa : kernel_test::cpu_isas()) {
+        const KernelTable* t = isa == Isa::scalar ? nullptr : table_of(isa);
+        const PackedKernel* p =
+            t == nullptr ? &packed_q8_0_reference() : t->packed[type_index(GgmlType::Q8_0)];
+        if (p == nullptr) continue;
+        std::vector<uint8_t> packed(p->group_bytes(k));
+        p->pack(reinterpret_cast<const uint8_t*>(w.data()), w_row, k_pack_rows, k, packed.data());
+        for (int n_acts : {1, 4}) {
+            std::vector<uint8_t> acts(a.size() * sizeof(ActBlockQ8) * static_cast<size_t>(n_acts));
+            for (int c = 0; c < n_acts; ++c)
+                std::memcpy(acts.data() + c * a.size() * sizeof(ActBlockQ8), a.data(),
+                            a.size() * sizeof(ActBlockQ8));
+            std::vector<float> out(static_cast<size_t>(k_pack_rows * n_acts));
+            p->run(k, packed.data(), acts.data(), a.size() * sizeof(ActBlockQ8), n_acts, out.data(),
+                   k_pack_rows, k_pack_rows);
+            for (int c = 0; c < n_acts; ++c)
+                for (int r = 0; r < k_pack_rows; ++r)
+                    EXPECT_EQ(out[static_cast<size_t>(c * k_pack_rows + r)],
+                              want[static_cast<size_t>(r)])
+                        << isa_name(isa) << " acts " << n_acts << " row " << r;
+        }
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(PackedTypes, PackedTest, ::testing::ValuesIn(packed_types()),
