@@ -101,6 +101,10 @@ void release_mapped_range(const void* data, size_t n_bytes) {
     if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
+size_t mapped_page_size() {
+    return page_size();
+}
+
 void populate_mapped_range(const void* data, size_t n_bytes) {
     const uintptr_t begin = reinterpret_cast<uintptr_t>(data) / page_size() * page_size();
     const uintptr_t end = reinterpret_cast<uintptr_t>(data) + n_bytes;

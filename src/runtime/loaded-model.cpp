@@ -122,17 +122,15 @@ bool repack_enabled() {
 }
 
 // Packs one matrix for the active ISA's kernels, if it has a packed layout for the type, and
-// gives the file's pages of its rows back (they are paged in again if read: the token
-// embedding's rows, when the output is tied to it).
+// gives the file's pages of its rows back as it goes (they are paged in again if read: the
+// token embedding's rows, when the output is tied to it).
 void pack(Matrix& m, ThreadPool& pool) {
-    if (m.data == nullptr || m.packed != nullptr || !cpu::packs(m.type)) return;
-    const size_t bytes = row_size(m.type, m.n_in) * static_cast<size_t>(m.n_out);
-    populate_mapped_range(m.data, bytes);
-    m.packed = cpu::pack_weights(m.type, m.data, m.n_out, m.n_in, pool);
-    if (m.packed != nullptr) release_mapped_range(m.data, bytes);
+    if (m.data == nullptr || m.packed != nullptr) return;
+    m.packed = cpu::pack_weights(m.type, m.data, m.n_out, m.n_in, pool, active_isa(),
+                                 cpu::PackSource::file_mapping);
 }
 
-// One tensor at a time, so that loading holds at most one tensor twice.
+// Every projection, one at a time.
 void pack_weights(ModelWeights& w) {
     if (!repack_enabled()) return;
     ThreadPool pool(static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u)));

@@ -44,6 +44,9 @@ class MappedFile {
 // process's resident memory (they are paged in again if touched).
 void release_mapped_range(const void* data, size_t n_bytes);
 
+// The size of a page of the file mappings.
+size_t mapped_page_size();
+
 // Maps in the pages of [data, data + n_bytes) of a file mapping in one call (fewer faults when
 // the whole range is read next); only a hint.
 void populate_mapped_range(const void* data, size_t n_bytes);

@@ -13,6 +13,7 @@
 
 #include "../../quant/blocks.h"
 #include "edgeq/core/error.h"
+#include "edgeq/core/mapped-file.h"
 #include "edgeq/quant/dtype.h"
 #include "gemm.h"
 #include "packed.h"
@@ -275,7 +276,7 @@ bool packs(GgmlType type, Isa isa) {
 }
 
 std::unique_ptr<PackedWeights> pack_weights(GgmlType type, const void* w, int64_t n_out, int64_t k,
-                                            ThreadPool& pool, Isa isa) {
+                                            ThreadPool& pool, Isa isa, PackSource source) {
     if (!packs(type, isa) || n_out <= 0) return nullptr;
     const PackedKernel* kernel = pick_type(isa, &KernelTable::packed, type);
     const DType& t = dtype(type);
@@ -287,13 +288,38 @@ std::unique_ptr<PackedWeights> pack_weights(GgmlType type, const void* w, int64_
     auto packed = std::make_unique<PackedWeights>(type, n_out, k, isa, *kernel, gemm);
     const auto* wb = static_cast<const uint8_t*>(w);
     const size_t w_row = row_size(type, k);
-    pool.parallel_for(packed->n_groups(), 16, [&](int64_t begin, int64_t end, int) {
-        for (int64_t g = begin; g < end; ++g) {
-            const int64_t r0 = g * k_pack_rows;
-            const int n_rows = static_cast<int>(std::min<int64_t>(k_pack_rows, n_out - r0));
-            kernel->pack(wb + static_cast<size_t>(r0) * w_row, w_row, n_rows, k, packed->group(g));
+    const int64_t n_groups = packed->n_groups();
+    // From a file mapping, 16 MiB of rows at a time: mapped in with one call, packed, then
+    // given back, so that packing holds the packed copy and one chunk, not the matrix twice.
+    const bool mapped = source == PackSource::file_mapping;
+    const int64_t chunk =
+        mapped
+            ? std::max<int64_t>(1, (int64_t{16} << 20) / static_cast<int64_t>(w_row * k_pack_rows))
+            : n_groups;
+    size_t released = 0;  // bytes of rows given back so far
+    for (int64_t g0 = 0; g0 < n_groups; g0 += chunk) {
+        const int64_t g1 = std::min(n_groups, g0 + chunk);
+        const size_t end = static_cast<size_t>(std::min(n_out, g1 * k_pack_rows)) * w_row;
+        if (mapped) populate_mapped_range(wb + released, end - released);
+        pool.parallel_for(g1 - g0, 4, [&](int64_t begin, int64_t stop, int) {
+            for (int64_t g = g0 + begin; g < g0 + stop; ++g) {
+                const int64_t r0 = g * k_pack_rows;
+                const int n_rows = static_cast<int>(std::min<int64_t>(k_pack_rows, n_out - r0));
+                kernel->pack(wb + static_cast<size_t>(r0) * w_row, w_row, n_rows, k,
+                             packed->group(g));
+            }
+        });
+        if (mapped) {
+            // Whole pages only: from the page holding the last chunk's end (now all packed),
+            // except at the matrix's start, whose first page may hold another tensor's bytes.
+            const size_t page = mapped_page_size();
+            const uintptr_t at = reinterpret_cast<uintptr_t>(wb) + released;
+            const auto* from =
+                released == 0 ? wb : reinterpret_cast<const uint8_t*>(at / page * page);
+            release_mapped_range(from, static_cast<size_t>(wb + end - from));
+            released = end;
         }
-    });
+    }
     return packed;
 }
 

@@ -111,11 +111,16 @@ class PackedWeights {
     std::unique_ptr<uint8_t, Free> data_;
 };
 
+// Where pack_weights' rows are: plain memory, or a read-only file mapping whose pages may be
+// given back once packed (they are paged in again if read).
+enum class PackSource { memory, file_mapping };
+
 // The packed copy of n_out rows of k values of `type` (row r at w + r * row_size(type, k)),
 // for the kernels of `isa`; null where that ISA has no packed layout for the type (the
 // scalar ISA has none). Packing is spread over the pool.
 std::unique_ptr<PackedWeights> pack_weights(GgmlType type, const void* w, int64_t n_out, int64_t k,
-                                            ThreadPool& pool, Isa isa = active_isa());
+                                            ThreadPool& pool, Isa isa = active_isa(),
+                                            PackSource source = PackSource::memory);
 
 // Whether pack_weights packs `type` for `isa`.
 bool packs(GgmlType type, Isa isa = active_isa());
