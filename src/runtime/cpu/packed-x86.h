@@ -69,6 +69,8 @@ struct PQ4_0 {
     }
 };
 
+#include "packed-q6_k-x86.h"
+
 template <typename P>
 void packed_run(int64_t k, const uint8_t* group, const uint8_t* a, size_t as, int n_acts,
                 float* out, int64_t os, int n_rows) {
@@ -93,6 +95,12 @@ inline void add_x86_packed(KernelTable& t) {
         return p;
     }();
     t.packed[type_index(GgmlType::Q4_0)] = &q4_0;
+    static const PackedKernel q6_k = [] {
+        PackedKernel p = packed_q6_k_reference();
+        p.run = packed_run<PQ6_K>;
+        return p;
+    }();
+    t.packed[type_index(GgmlType::Q6_K)] = &q6_k;
 }
 
 }  // namespace

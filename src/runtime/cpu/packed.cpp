@@ -7,6 +7,8 @@ const PackedKernel* packed_reference(GgmlType type) {
     switch (type) {
         case GgmlType::Q4_0:
             return &packed_q4_0_reference();
+        case GgmlType::Q6_K:
+            return &packed_q6_k_reference();
         default:
             return nullptr;
     }

@@ -44,6 +44,7 @@ struct PackedKernel {
 // functions are shared by every ISA), or null for a type without a packed layout.
 const PackedKernel* packed_reference(GgmlType type);
 const PackedKernel& packed_q4_0_reference();
+const PackedKernel& packed_q6_k_reference();
 
 // Fill in the packed kernels of the x86 builds (packed-avx2.cpp, packed-avx512.cpp).
 struct KernelTable;

@@ -1,0 +1,108 @@
+// The x86 run of packed Q6_K (layout in pack-q6_k.cpp): a part of packed-x86.h, included
+// inside its namespace after its helpers, and compiled with it for AVX2 and AVX-512 VNNI.
+#pragma once
+
+// Per super-block, each 32-value span decodes into eight vectors of six-bit values (four per
+// sub-block: values 4v.. of all 8 rows), each completed from one field of its sub-block's
+// high-bit vector. A sub-block's integer dot product, less 32 times the activation's sum,
+// is multiplied by the 8 rows' int8 scales in int32 lanes; the super-block's sum then by the
+// rows' d and the activation's d in float, as the row reference does.
+struct PQ6_K {
+    template <int NA>
+    static void run(int64_t k, const uint8_t* group, const uint8_t* a, size_t as, float* out,
+                    int64_t os, int n_rows) {
+        const __m256i m4 = _mm256_set1_epi8(0x0f);
+        const __m256i m2 = _mm256_set1_epi8(0x30);
+        __m256 acc[NA];
+        for (int c = 0; c < NA; ++c) acc[c] = _mm256_setzero_ps();
+        for (int64_t b = 0; b < k / 256; ++b) {
+            const uint8_t* blk = group + b * 1680;
+            const quant::BlockQ8_K* y[NA];
+            __m256i sumi[NA];
+            for (int c = 0; c < NA; ++c) {
+                y[c] = &act<quant::BlockQ8_K>(a, as, c, b);
+                sumi[c] = _mm256_setzero_si256();
+            }
+#if EDGEQ_VNNI
+            // -32 * the activation's sub-block sums: each sub-block's accumulator starts there.
+            alignas(32) int32_t corr[NA][16];
+            for (int c = 0; c < NA; ++c) {
+                const __m256i bs = load(y[c]->bsums);
+                const __m256i lo = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(bs));
+                const __m256i hi = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(bs, 1));
+                _mm256_store_si256(
+                    reinterpret_cast<__m256i*>(corr[c]),
+                    _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(lo, 5)));
+                _mm256_store_si256(
+                    reinterpret_cast<__m256i*>(corr[c] + 8),
+                    _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(hi, 5)));
+            }
+#else
+            // Sums of 2 * scale * the activation's sub-block sum; 16 times it is the offset's
+            // share.
+            __m256i off[NA];
+            for (int c = 0; c < NA; ++c) off[c] = _mm256_setzero_si256();
+#endif
+            for (int p = 0; p < 8; ++p) {
+                __m256i u[2][4];
+                for (int v = 0; v < 4; ++v) {
+                    const __m256i bits = load(blk + 144 + 192 * p + 32 * v);
+                    u[0][v] = _mm256_and_si256(bits, m4);
+                    u[1][v] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+                }
+                for (int h = 0; h < 2; ++h) {
+                    const __m256i hb = load(blk + 144 + 192 * p + 128 + 32 * h);
+                    u[h][0] =
+                        _mm256_or_si256(u[h][0], _mm256_and_si256(_mm256_slli_epi16(hb, 4), m2));
+                    u[h][1] =
+                        _mm256_or_si256(u[h][1], _mm256_and_si256(_mm256_slli_epi16(hb, 2), m2));
+                    u[h][2] = _mm256_or_si256(u[h][2], _mm256_and_si256(hb, m2));
+                    u[h][3] =
+                        _mm256_or_si256(u[h][3], _mm256_and_si256(_mm256_srli_epi16(hb, 2), m2));
+                }
+                for (int h = 0; h < 2; ++h) {
+                    const int g = 2 * p + h;
+                    const __m128i sc8 =
+                        _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 16 + 8 * g));
+#if EDGEQ_VNNI
+                    const __m256i sc = _mm256_cvtepi8_epi32(sc8);
+                    for (int c = 0; c < NA; ++c) {
+                        const int8_t* q = y[c]->qs + 16 * g;
+                        __m256i s = _mm256_set1_epi32(corr[c][g]);
+                        for (int v = 0; v < 4; ++v) s = dot_us_add(s, u[h][v], bcast4(q + 4 * v));
+                        sumi[c] = _mm256_add_epi32(sumi[c], _mm256_mullo_epi32(s, sc));
+                    }
+#else
+                    // The scale in both int16 halves of its row's lane; two pair sums of
+                    // u * q (at most 2 * 63 * 127 each) add in int16 before it applies.
+                    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(sc8, sc8));
+                    for (int c = 0; c < NA; ++c) {
+                        const int8_t* q = y[c]->qs + 16 * g;
+                        const __m256i t0 =
+                            _mm256_add_epi16(_mm256_maddubs_epi16(u[h][0], bcast4(q)),
+                                             _mm256_maddubs_epi16(u[h][1], bcast4(q + 4)));
+                        const __m256i t1 =
+                            _mm256_add_epi16(_mm256_maddubs_epi16(u[h][2], bcast4(q + 8)),
+                                             _mm256_maddubs_epi16(u[h][3], bcast4(q + 12)));
+                        sumi[c] = _mm256_add_epi32(sumi[c],
+                                                   _mm256_add_epi32(_mm256_madd_epi16(t0, sc16),
+                                                                    _mm256_madd_epi16(t1, sc16)));
+                        off[c] = _mm256_add_epi32(
+                            off[c], _mm256_madd_epi16(sc16, _mm256_set1_epi16(y[c]->bsums[g])));
+                    }
+#endif
+                }
+            }
+            const __m256 dw =
+                _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
+            for (int c = 0; c < NA; ++c) {
+#if !EDGEQ_VNNI
+                sumi[c] = _mm256_sub_epi32(sumi[c], _mm256_slli_epi32(off[c], 4));
+#endif
+                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[c]),
+                                         _mm256_mul_ps(dw, _mm256_set1_ps(y[c]->d)), acc[c]);
+            }
+        }
+        for (int c = 0; c < NA; ++c) store_rows(acc[c], out + c * os, n_rows);
+    }
+};
