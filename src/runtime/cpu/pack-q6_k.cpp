@@ -1,17 +1,18 @@
 // Q6_K packed (see packed.h). One group of 8 rows holds, for each super-block of 256 values,
-// 1680 bytes, as the 8 rows' blocks did:
-//   bytes 0..15       the 8 rows' scales d (FP16), row r at 2r;
-//   bytes 16..143     the int8 scales of the 16 sub-blocks: sub-block g of row r at 16 + 8g + r;
-//   bytes 144..1679   eight spans of 32 values, 192 bytes each, in the order the kernels read
-//                     them. Span p (sub-blocks 2p and 2p + 1) at 144 + 192p holds
+// 1680 bytes, as the 8 rows' blocks did, in the order the kernels read them:
+//   bytes 0..15   the 8 rows' scales d (FP16), row r at 2r;
+//   then eight spans of 32 values (sub-blocks 2p and 2p + 1), 208 bytes each; span p holds
+//     16 bytes: the int8 scales of sub-block 2p + h, row r at 8h + r;
 //     four chunks of 32 bytes, the low four bits: byte 4r + i of chunk v holds value
 //       32p + 4v + i of row r in its low nibble and value 32p + 16 + 4v + i in its high nibble;
-//     then two vectors of 32 bytes, the high two bits, one per sub-block g = 2p + h: byte 4r + i,
+//     two vectors of 32 bytes, the high two bits, one per sub-block g = 2p + h: byte 4r + i,
 //       bits 2v..2v+1 hold those of value 16g + 4v + i of row r.
 // The low nibbles of chunk v are then values 4v.. of sub-block 2p of every row, four bytes per
 // row, the high nibbles the same of sub-block 2p + 1, and field v of sub-block g's high-bit
 // vector completes nibble vector v of sub-block g, byte for byte. A value q is 0..63 and stands
-// for q - 32; the offset comes off through the activation's sub-block sums.
+// for q - 32; the offset comes off through the activation's sub-block sums. Reading the
+// super-block front to back (rather than all low bits, then all high bits) made generation
+// 1.3x to 1.6x faster on Zen 4.
 #include <cstring>
 
 #include "../../quant/blocks.h"
@@ -26,10 +27,23 @@ namespace {
 using quant::BlockQ6_K;
 using quant::BlockQ8_K;
 
-constexpr size_t k_scales = 16;
-constexpr size_t k_spans = 144;
-constexpr size_t k_span_bytes = 4 * 32 + 2 * 32;
-constexpr size_t k_block_bytes = k_spans + 8 * k_span_bytes;
+constexpr size_t k_span_bytes = 16 + 4 * 32 + 2 * 32;
+constexpr size_t k_block_bytes = 16 + 8 * k_span_bytes;
+
+// Offsets in a packed super-block: span p; the int8 scale of sub-block g, row r; chunk v of
+// span p; the high-bit vector of sub-block g.
+constexpr size_t span_at(int p) {
+    return 16 + k_span_bytes * static_cast<size_t>(p);
+}
+constexpr size_t scale_at(int g, int r) {
+    return span_at(g / 2) + 8 * static_cast<size_t>(g % 2) + static_cast<size_t>(r);
+}
+constexpr size_t chunk_at(int p, int v) {
+    return span_at(p) + 16 + 32 * static_cast<size_t>(v);
+}
+constexpr size_t high_at(int g) {
+    return span_at(g / 2) + 144 + 32 * static_cast<size_t>(g % 2);
+}
 static_assert(k_block_bytes == k_pack_rows * sizeof(BlockQ6_K));
 
 size_t group_bytes(int64_t k) {
@@ -46,8 +60,8 @@ struct Place {
 Place place(int u, int r) {
     const int g = u / 16, t = u % 16;
     const int v = t / 4, i = t % 4;
-    const size_t span = k_spans + k_span_bytes * static_cast<size_t>(g / 2);
-    return {span + 32 * v + 4 * r + i, span + 128 + 32 * (g % 2) + 4 * r + i, g % 2, v};
+    const size_t byte = static_cast<size_t>(4 * r + i);
+    return {chunk_at(g / 2, v) + byte, high_at(g) + byte, g % 2, v};
 }
 
 // Value u of a GGUF Q6_K block, 0..63: low four bits in ql, high two in qh (see q6_k.cpp).
@@ -72,7 +86,7 @@ void pack(const uint8_t* w, size_t w_row, int n_rows, int64_t k, uint8_t* dst) {
         for (int r = 0; r < n_rows; ++r) {
             const BlockQ6_K& x = reinterpret_cast<const BlockQ6_K*>(w + r * w_row)[b];
             std::memcpy(out + 2 * r, &x.d, 2);
-            for (int g = 0; g < 16; ++g) std::memcpy(out + k_scales + 8 * g + r, &x.scales[g], 1);
+            for (int g = 0; g < 16; ++g) std::memcpy(out + scale_at(g, r), &x.scales[g], 1);
             for (int u = 0; u < 256; ++u) {
                 const int q = block_value(x, u);
                 const Place p = place(u, r);
@@ -99,7 +113,7 @@ void run(int64_t k, const uint8_t* group, const uint8_t* a, size_t a_stride, int
                         const int u = 16 * g + i;
                         dot += (packed_value(blk, u, r) - 32) * y[b].qs[u];
                     }
-                    sumi += static_cast<int8_t>(blk[k_scales + 8 * g + r]) * dot;
+                    sumi += static_cast<int8_t>(blk[scale_at(g, r)]) * dot;
                 }
                 uint16_t d;
                 std::memcpy(&d, blk + 2 * r, 2);
@@ -136,13 +150,13 @@ void decode_panel(const uint8_t* groups, int n_rows, int64_t k, uint8_t* panel) 
                 const float d = fp16_to_fp32(d16);
                 for (int s = 0; s < 16; ++s) {
                     sc[s * k_gemm_rows + r] =
-                        d * static_cast<float>(static_cast<int8_t>(blk[k_scales + 8 * s + r]));
+                        d * static_cast<float>(static_cast<int8_t>(blk[scale_at(s, r)]));
                 }
             }
             for (int p = 0; p < 8; ++p) {
                 for (int v = 0; v < 4; ++v) {
-                    const uint8_t* chunk = blk + k_spans + k_span_bytes * p + 32 * v;
-                    const uint8_t* high_lo = blk + k_spans + k_span_bytes * p + 128;
+                    const uint8_t* chunk = blk + chunk_at(p, v);
+                    const uint8_t* high_lo = blk + high_at(2 * p);
                     const uint8_t* high_hi = high_lo + 32;
                     uint8_t* lo = qs + (32 * p + 4 * v) * k_gemm_rows;
                     uint8_t* hi = qs + (32 * p + 16 + 4 * v) * k_gemm_rows;

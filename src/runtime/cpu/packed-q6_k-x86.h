@@ -44,14 +44,16 @@ struct PQ6_K {
             for (int c = 0; c < NA; ++c) off[c] = _mm256_setzero_si256();
 #endif
             for (int p = 0; p < 8; ++p) {
+                // Span p: the scales (16 bytes), the low bits (4 x 32), the high bits (2 x 32).
+                const uint8_t* span = blk + 16 + 208 * p;
                 __m256i u[2][4];
                 for (int v = 0; v < 4; ++v) {
-                    const __m256i bits = load(blk + 144 + 192 * p + 32 * v);
+                    const __m256i bits = load(span + 16 + 32 * v);
                     u[0][v] = _mm256_and_si256(bits, m4);
                     u[1][v] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
                 }
                 for (int h = 0; h < 2; ++h) {
-                    const __m256i hb = load(blk + 144 + 192 * p + 128 + 32 * h);
+                    const __m256i hb = load(span + 144 + 32 * h);
                     u[h][0] =
                         _mm256_or_si256(u[h][0], _mm256_and_si256(_mm256_slli_epi16(hb, 4), m2));
                     u[h][1] =
@@ -63,7 +65,7 @@ struct PQ6_K {
                 for (int h = 0; h < 2; ++h) {
                     const int g = 2 * p + h;
                     const __m128i sc8 =
-                        _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 16 + 8 * g));
+                        _mm_loadl_epi64(reinterpret_cast<const __m128i*>(span + 8 * h));
 #if EDGEQ_VNNI
                     const __m256i sc = _mm256_cvtepi8_epi32(sc8);
                     for (int c = 0; c < NA; ++c) {
