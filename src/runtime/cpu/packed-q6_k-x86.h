@@ -2,40 +2,48 @@
 // inside its namespace after its helpers, and compiled with it for AVX2 and AVX-512 VNNI.
 #pragma once
 
-// Per super-block, each 32-value span decodes into eight vectors of six-bit values (four per
-// sub-block: values 4v.. of all 8 rows), each completed from one field of its sub-block's
-// high-bit vector. A sub-block's integer dot product, less 32 times the activation's sum,
-// is multiplied by the 8 rows' int8 scales in int32 lanes; the super-block's sum then by the
-// rows' d and the activation's d in float, as the row reference does.
+// Per super-block, each 32-value span decodes into eight vectors, values 4v.. of all 8 rows:
+// four of sub-block 2p (the low nibbles with their high bits, q) and four of sub-block 2p + 1
+// (the high nibbles with theirs, as 4q: the layout puts those high bits at bits 6..7, so one
+// shift of a high-bit vector serves two chunks). A sub-block's integer dot product, less 32
+// times the activation's sum, is multiplied by the 8 rows' int8 scales in int32 lanes; the
+// super-block's sum then by the rows' d and the activation's d in float, as the row reference
+// does.
 struct PQ6_K {
     template <int NA>
     static void run(int64_t k, const uint8_t* group, const uint8_t* a, size_t as, float* out,
                     int64_t os, int n_rows) {
         const __m256i m4 = _mm256_set1_epi8(0x0f);
-        const __m256i m2 = _mm256_set1_epi8(0x30);
+        const __m256i m4x4 = _mm256_set1_epi8(0x3c);
+        const __m256i high = _mm256_set1_epi8(0x30);
+        const __m256i high_x4 = _mm256_set1_epi8(static_cast<char>(0xc0));
         __m256 acc[NA];
         for (int c = 0; c < NA; ++c) acc[c] = _mm256_setzero_ps();
         for (int64_t b = 0; b < k / 256; ++b) {
             const uint8_t* blk = group + b * 1680;
             const quant::BlockQ8_K* y[NA];
-            __m256i sumi[NA];
+            __m256i sumi[NA];  // sum of the sub-blocks' scale times dot product
             for (int c = 0; c < NA; ++c) {
                 y[c] = &act<quant::BlockQ8_K>(a, as, c, b);
                 sumi[c] = _mm256_setzero_si256();
             }
 #if EDGEQ_VNNI
-            // -32 * the activation's sub-block sums: each sub-block's accumulator starts there.
+            // The same for the odd sub-blocks, whose values come as 4q: four times theirs.
+            __m256i sumi_x4[NA];
+            for (int c = 0; c < NA; ++c) sumi_x4[c] = _mm256_setzero_si256();
+            // Each sub-block's accumulator starts at -32 times the activation's sum (times 4 for
+            // the odd sub-blocks).
             alignas(32) int32_t corr[NA][16];
+            const __m256i corr_shift = _mm256_setr_epi32(5, 7, 5, 7, 5, 7, 5, 7);
             for (int c = 0; c < NA; ++c) {
                 const __m256i bs = load(y[c]->bsums);
-                const __m256i lo = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(bs));
-                const __m256i hi = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(bs, 1));
-                _mm256_store_si256(
-                    reinterpret_cast<__m256i*>(corr[c]),
-                    _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(lo, 5)));
-                _mm256_store_si256(
-                    reinterpret_cast<__m256i*>(corr[c] + 8),
-                    _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(hi, 5)));
+                for (int half = 0; half < 2; ++half) {
+                    const __m256i s = _mm256_cvtepi16_epi32(
+                        half == 0 ? _mm256_castsi256_si128(bs) : _mm256_extracti128_si256(bs, 1));
+                    _mm256_store_si256(
+                        reinterpret_cast<__m256i*>(corr[c] + 8 * half),
+                        _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_sllv_epi32(s, corr_shift)));
+                }
             }
 #else
             // Sums of 2 * scale * the activation's sub-block sum; 16 times it is the offset's
@@ -50,17 +58,16 @@ struct PQ6_K {
                 for (int v = 0; v < 4; ++v) {
                     const __m256i bits = load(span + 16 + 32 * v);
                     u[0][v] = _mm256_and_si256(bits, m4);
-                    u[1][v] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+                    u[1][v] = _mm256_and_si256(_mm256_srli_epi16(bits, 2), m4x4);
                 }
-                for (int h = 0; h < 2; ++h) {
-                    const __m256i hb = load(span + 144 + 32 * h);
-                    u[h][0] =
-                        _mm256_or_si256(u[h][0], _mm256_and_si256(_mm256_slli_epi16(hb, 4), m2));
-                    u[h][1] =
-                        _mm256_or_si256(u[h][1], _mm256_and_si256(_mm256_slli_epi16(hb, 2), m2));
-                    u[h][2] = _mm256_or_si256(u[h][2], _mm256_and_si256(hb, m2));
-                    u[h][3] =
-                        _mm256_or_si256(u[h][3], _mm256_and_si256(_mm256_srli_epi16(hb, 2), m2));
+                for (int j = 0; j < 2; ++j) {
+                    const __m256i hb = load(span + 144 + 32 * j);
+                    const __m256i hs = _mm256_slli_epi16(hb, 4);
+                    u[0][2 * j] = _mm256_or_si256(u[0][2 * j], _mm256_and_si256(hb, high));
+                    u[1][2 * j] = _mm256_or_si256(u[1][2 * j], _mm256_and_si256(hb, high_x4));
+                    u[0][2 * j + 1] = _mm256_or_si256(u[0][2 * j + 1], _mm256_and_si256(hs, high));
+                    u[1][2 * j + 1] =
+                        _mm256_or_si256(u[1][2 * j + 1], _mm256_and_si256(hs, high_x4));
                 }
                 for (int h = 0; h < 2; ++h) {
                     const int g = 2 * p + h;
@@ -72,9 +79,14 @@ struct PQ6_K {
                         const int8_t* q = y[c]->qs + 16 * g;
                         __m256i s = _mm256_set1_epi32(corr[c][g]);
                         for (int v = 0; v < 4; ++v) s = dot_us_add(s, u[h][v], bcast4(q + 4 * v));
-                        sumi[c] = _mm256_add_epi32(sumi[c], _mm256_mullo_epi32(s, sc));
+                        __m256i& sum = h == 0 ? sumi[c] : sumi_x4[c];
+                        sum = _mm256_add_epi32(sum, _mm256_mullo_epi32(s, sc));
                     }
 #else
+                    // 4q back to q: every byte's bits 0..1 are zero, so nothing crosses bytes.
+                    if (h == 1) {
+                        for (int v = 0; v < 4; ++v) u[1][v] = _mm256_srli_epi16(u[1][v], 2);
+                    }
                     // The scale in both int16 halves of its row's lane; two pair sums of
                     // u * q (at most 2 * 63 * 127 each) add in int16 before it applies.
                     const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(sc8, sc8));
@@ -98,7 +110,10 @@ struct PQ6_K {
             const __m256 dw =
                 _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
             for (int c = 0; c < NA; ++c) {
-#if !EDGEQ_VNNI
+#if EDGEQ_VNNI
+                // Exact: every term of sumi_x4 is a multiple of 4.
+                sumi[c] = _mm256_add_epi32(sumi[c], _mm256_srai_epi32(sumi_x4[c], 2));
+#else
                 sumi[c] = _mm256_sub_epi32(sumi[c], _mm256_slli_epi32(off[c], 4));
 #endif
                 acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[c]),
