@@ -123,3 +123,58 @@ struct PQ6_K {
         for (int c = 0; c < NA; ++c) store_rows(acc[c], out + c * os, n_rows);
     }
 };
+
+// The GEMM panel (gemm.h) from packed Q6_K, the bytes of the reference's decode_panel: values
+// q (not 4q) and d times each sub-block's scale, rows 8g.. from group g.
+inline void decode_panel_q6_k(const uint8_t* groups, int n_rows, int64_t k, uint8_t* panel) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i m4x4 = _mm256_set1_epi8(0x3c);
+    const __m256i high = _mm256_set1_epi8(0x30);
+    const __m256i high_x4 = _mm256_set1_epi8(static_cast<char>(0xc0));
+    const int64_t n_blocks = k / 256;
+    auto* scale = reinterpret_cast<float*>(panel + k * k_gemm_rows);
+    const int n_groups = n_rows > k_pack_rows ? 2 : 1;
+    for (int g = 0; g < 2; ++g) {
+        const uint8_t* src = groups + static_cast<size_t>(g) * static_cast<size_t>(n_blocks) * 1680;
+        for (int64_t b = 0; b < n_blocks; ++b) {
+            uint8_t* qs = panel + b * 256 * k_gemm_rows + 32 * g;
+            float* sc = scale + b * 16 * k_gemm_rows + k_pack_rows * g;
+            auto put = [](uint8_t* p, __m256i v) {
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
+            };
+            if (g >= n_groups) {
+                for (int j = 0; j < 256; j += 4) put(qs + j * k_gemm_rows, _mm256_setzero_si256());
+                for (int s = 0; s < 16; ++s)
+                    _mm256_storeu_ps(sc + s * k_gemm_rows, _mm256_setzero_ps());
+                continue;
+            }
+            const uint8_t* blk = src + b * 1680;
+            const __m256 d =
+                _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
+            for (int p = 0; p < 8; ++p) {
+                const uint8_t* span = blk + 16 + 208 * p;
+                for (int h = 0; h < 2; ++h) {
+                    const __m256i s8 = _mm256_cvtepi8_epi32(
+                        _mm_loadl_epi64(reinterpret_cast<const __m128i*>(span + 8 * h)));
+                    _mm256_storeu_ps(sc + (2 * p + h) * k_gemm_rows,
+                                     _mm256_mul_ps(d, _mm256_cvtepi32_ps(s8)));
+                }
+                for (int j = 0; j < 2; ++j) {
+                    const __m256i hb[2] = {load(span + 144 + 32 * j),
+                                           _mm256_slli_epi16(load(span + 144 + 32 * j), 4)};
+                    for (int odd = 0; odd < 2; ++odd) {
+                        const int v = 2 * j + odd;
+                        const __m256i bits = load(span + 16 + 32 * v);
+                        const __m256i lo = _mm256_or_si256(_mm256_and_si256(bits, m4),
+                                                           _mm256_and_si256(hb[odd], high));
+                        const __m256i hi_x4 =
+                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 2), m4x4),
+                                            _mm256_and_si256(hb[odd], high_x4));
+                        put(qs + (32 * p + 4 * v) * k_gemm_rows, lo);
+                        put(qs + (32 * p + 16 + 4 * v) * k_gemm_rows, _mm256_srli_epi16(hi_x4, 2));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "../../quant/blocks.h"
+#include "gemm.h"
 #include "packed.h"
 #include "simd-x86.h"
 #include "vec-dot.h"
@@ -98,6 +99,7 @@ inline void add_x86_packed(KernelTable& t) {
     static const PackedKernel q6_k = [] {
         PackedKernel p = packed_q6_k_reference();
         p.run = packed_run<PQ6_K>;
+        p.decode_panel = decode_panel_q6_k;
         return p;
     }();
     t.packed[type_index(GgmlType::Q6_K)] = &q6_k;
