@@ -1,5 +1,6 @@
-// The x86 run of packed Q6_K (layout in pack-q6_k.cpp): a part of packed-x86.h, included
-// inside its namespace after its helpers, and compiled with it for AVX2 and AVX-512 VNNI.
+// The x86 run of packed Q6_K and its GEMM panel decoder (layout in pack-q6_k.cpp): a part of
+// packed-x86.h, included inside its namespace after its helpers, and compiled with it for AVX2
+// and AVX-512 VNNI.
 #pragma once
 
 // Per super-block, each 32-value span decodes into eight vectors, values 4v.. of all 8 rows:
