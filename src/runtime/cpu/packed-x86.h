@@ -223,6 +223,7 @@ struct PQ5_0 {
         }
     }
 };
+#include "packed-q6_k-x86.h"
 
 template <typename P>
 void packed_run(int64_t k, const uint8_t* group, const uint8_t* a, size_t as, int n_acts,
@@ -274,6 +275,13 @@ inline void add_x86_packed(KernelTable& t) {
         return p;
     }();
     t.packed[type_index(GgmlType::Q5_0)] = &q5_0;
+    static const PackedKernel q6_k = [] {
+        PackedKernel p = packed_q6_k_reference();
+        p.run = packed_run<PQ6_K>;
+        p.decode_panel = decode_panel_q6_k;
+        return p;
+    }();
+    t.packed[type_index(GgmlType::Q6_K)] = &q6_k;
 }
 
 }  // namespace

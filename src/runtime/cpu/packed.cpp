@@ -15,6 +15,8 @@ const PackedKernel* packed_reference(GgmlType type) {
             return &packed_q8_0_reference();
         case GgmlType::Q5_0:
             return &packed_q5_0_reference();
+        case GgmlType::Q6_K:
+            return &packed_q6_k_reference();
         default:
             return nullptr;
     }

@@ -48,6 +48,7 @@ const PackedKernel& packed_q4_k_reference();
 const PackedKernel& packed_q5_k_reference();  // pack-q4_k.cpp
 const PackedKernel& packed_q8_0_reference();
 const PackedKernel& packed_q5_0_reference();
+const PackedKernel& packed_q6_k_reference();
 
 // Fill in the packed kernels of the x86 builds (packed-avx2.cpp, packed-avx512.cpp).
 struct KernelTable;

@@ -266,6 +266,84 @@ TEST_P(PackedTest, KQuantsAtTheirExtremesMatchTheRowReference) {
     }
 }
 
+// Q6_K at its extremes, which quantized weights rarely reach: every value 0 or 63, scales
+// -128 and 127, activations all +-127 (the AVX2 run adds two pair sums of u * a in int16, at
+// most 4 * 63 * 127), and blocks of random bytes.
+TEST(PackedQ6_KTest, ExtremeBlocksMatchTheRowReference) {
+    testing::Random random;
+    SCOPED_TRACE(random.trace());
+    const GgmlType type = GgmlType::Q6_K;
+    const int64_t n_blocks = 3, k = 256 * n_blocks;
+    std::vector<quant::BlockQ6_K> w(static_cast<size_t>(8 * n_blocks));
+    for (int r = 0; r < 8; ++r) {
+        for (int64_t b = 0; b < n_blocks; ++b) {
+            quant::BlockQ6_K& x = w[static_cast<size_t>(r * n_blocks + b)];
+            const uint8_t fill = r < 2 ? 0xff : 0;  // all 63 or all 0
+            for (auto& q : x.ql)
+                q = r < 4 ? fill : static_cast<uint8_t>(random.uniform_int(0, 255));
+            for (auto& q : x.qh)
+                q = r < 4 ? fill : static_cast<uint8_t>(random.uniform_int(0, 255));
+            for (auto& sc : x.scales) {
+                sc = static_cast<int8_t>(r < 4 ? (r % 2 == 0 ? 127 : -128)
+                                               : random.uniform_int(-128, 127));
+            }
+            x.d = fp32_to_fp16(random.uniform(0.5f, 2.0f) * (random.uniform_int(0, 1) ? 1 : -1));
+        }
+    }
+    std::vector<quant::BlockQ8_K> a(static_cast<size_t>(k_max_acts * n_blocks));
+    for (int c = 0; c < k_max_acts; ++c) {
+        for (int64_t b = 0; b < n_blocks; ++b) {
+            quant::BlockQ8_K& y = a[static_cast<size_t>(c * n_blocks + b)];
+            y.d = random.uniform(0.5f, 2.0f);
+            for (int j = 0; j < 256; ++j) {
+                const int q = c == 0   ? 127
+                              : c == 1 ? -127
+                              : c == 2 ? (random.uniform_int(0, 1) ? 127 : -127)
+                                       : random.uniform_int(-127, 127);
+                y.qs[j] = static_cast<int8_t>(q);
+            }
+            for (int g = 0; g < 16; ++g) {
+                int sum = 0;
+                for (int j = 0; j < 16; ++j) sum += y.qs[16 * g + j];
+                y.bsums[g] = static_cast<int16_t>(sum);
+            }
+        }
+    }
+    const auto* wb = reinterpret_cast<const uint8_t*>(w.data());
+    const auto* ab = reinterpret_cast<const uint8_t*>(a.data());
+    const size_t w_row = row_size(type, k), a_row = n_blocks * sizeof(quant::BlockQ8_K);
+    const std::vector<uint8_t> packed =
+        pack_all(*packed_reference(type), std::vector<uint8_t>(wb, wb + 8 * w_row), type, 8, k);
+    std::vector<float> wf(static_cast<size_t>(8 * k));
+    to_float(type, wb, wf.data(), 8 * k);
+    for (Isa isa : kernel_test::cpu_isas()) {
+        const PackedKernel* p =
+            isa == Isa::scalar ? packed_reference(type) : table_of(isa)->packed[type_index(type)];
+        if (p == nullptr) continue;
+        std::vector<float> out(8 * k_max_acts, NAN);
+        p->run(k, packed.data(), ab, a_row, k_max_acts, out.data(), 8, 8);
+        for (int c = 0; c < k_max_acts; ++c) {
+            const std::vector<double> av =
+                activation_values(GgmlType::Q8_K, ab + static_cast<size_t>(c) * a_row, k);
+            for (int r = 0; r < 8; ++r) {
+                float want = NAN;
+                vec_dot(type, Isa::scalar)(k, &want, wb + r * w_row, ab + c * a_row);
+                const float got = out[static_cast<size_t>(c * 8 + r)];
+                if (isa == Isa::scalar) {
+                    EXPECT_EQ(got, want) << "activation row " << c << " weight row " << r;
+                    continue;
+                }
+                double magnitude = 0;
+                for (int64_t j = 0; j < k; ++j)
+                    magnitude += std::fabs(wf[static_cast<size_t>(r * k + j)] * av[j]);
+                const double tol = 4 * (n_blocks + 2) * FLT_EPSILON * magnitude;
+                EXPECT_NEAR(got, want, tol)
+                    << isa_name(isa) << " activation row " << c << " weight row " << r;
+            }
+        }
+    }
+}
+
 TEST(PackedWeightsTest, ScalarIsaAndTypesWithoutALayoutKeepTheirRows) {
     ThreadPool pool(1);
     std::vector<uint8_t> w(row_size(GgmlType::Q4_0, 64) * 3, 0x11);
