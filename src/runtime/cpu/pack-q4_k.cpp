@@ -75,7 +75,8 @@ size_t group_bytes(int64_t k) {
 template <bool five_bits>
 void pack(const uint8_t* w, size_t w_row, int n_rows, int64_t k, uint8_t* dst) {
     using Block = std::conditional_t<five_bits, BlockQ5_K, BlockQ4_K>;
-    std::memset(dst, 0, group_bytes<five_bits>(k));
+    // Q5_K's fifth bits are ORed in; otherwise every byte of rows below n_rows is written.
+    if (five_bits || n_rows < k_pack_rows) std::memset(dst, 0, group_bytes<five_bits>(k));
     for (int64_t b = 0; b < k / 256; ++b) {
         uint8_t* out = dst + static_cast<size_t>(b) * k_sb_bytes<five_bits>;
         for (int r = 0; r < n_rows; ++r) {
@@ -88,8 +89,10 @@ void pack(const uint8_t* w, size_t w_row, int n_rows, int64_t k, uint8_t* dst) {
                 out[min_at(s, r)] = static_cast<uint8_t>(m);
             }
             // x.qs[32p + l] holds value l of sub-blocks 2p (low) and 2p + 1 (high).
+            // Values l..l+3 (l % 4 == 0) are consecutive bytes in both layouts.
             for (int p = 0; p < 4; ++p)
-                for (int l = 0; l < 32; ++l) out[nibble_at(2 * p, l, r)] = x.qs[32 * p + l];
+                for (int l = 0; l < 32; l += 4)
+                    std::memcpy(out + nibble_at(2 * p, l, r), x.qs + 32 * p + l, 4);
             if constexpr (five_bits) {
                 // Bit s of x.qh[l] is bit 4 of value l of sub-block s.
                 for (int s = 0; s < 8; ++s) {

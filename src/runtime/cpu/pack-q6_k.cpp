@@ -68,14 +68,6 @@ Place place(int u, int r) {
             2 * half + (v % 2 == 0 ? 4 : 0)};
 }
 
-// Value u of a GGUF Q6_K block, 0..63: low four bits in ql, high two in qh (see q6_k.cpp).
-int block_value(const BlockQ6_K& x, int u) {
-    const int h = u / 128, j = (u % 128) / 32, l = u % 32;
-    const int low = (x.ql[64 * h + 32 * (j % 2) + l] >> (4 * (j / 2))) & 0x0f;
-    const int high = (x.qh[32 * h + l] >> (2 * j)) & 3;
-    return low | (high << 4);
-}
-
 int packed_value(const uint8_t* blk, int u, int r) {
     const Place p = place(u, r);
     const int low = (blk[p.low] >> (4 * p.half)) & 0x0f;
@@ -83,19 +75,53 @@ int packed_value(const uint8_t* blk, int u, int r) {
     return low | (high << 4);
 }
 
+// The 256 values of a GGUF Q6_K block, 0..63 (loops over whole rows of ql / qh, which the
+// compiler vectorises).
+void block_values(const BlockQ6_K& x, uint8_t* q) {
+    for (int h = 0; h < 2; ++h) {
+        const uint8_t* ql = x.ql + 64 * h;
+        const uint8_t* qh = x.qh + 32 * h;
+        uint8_t* out = q + 128 * h;
+        for (int l = 0; l < 32; ++l) {
+            out[l] = static_cast<uint8_t>((ql[l] & 0x0f) | ((qh[l] & 3) << 4));
+            out[32 + l] = static_cast<uint8_t>((ql[32 + l] & 0x0f) | (((qh[l] >> 2) & 3) << 4));
+            out[64 + l] = static_cast<uint8_t>((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+            out[96 + l] = static_cast<uint8_t>((ql[32 + l] >> 4) | ((qh[l] >> 6) << 4));
+        }
+    }
+}
+
 void pack(const uint8_t* w, size_t w_row, int n_rows, int64_t k, uint8_t* dst) {
-    std::memset(dst, 0, group_bytes(k));
+    // Every byte of rows below n_rows is written; the rest stay zero.
+    if (n_rows < k_pack_rows) std::memset(dst, 0, group_bytes(k));
+    uint8_t q[256];
     for (int64_t b = 0; b < k / 256; ++b) {
         uint8_t* out = dst + static_cast<size_t>(b) * k_block_bytes;
         for (int r = 0; r < n_rows; ++r) {
             const BlockQ6_K& x = reinterpret_cast<const BlockQ6_K*>(w + r * w_row)[b];
             std::memcpy(out + 2 * r, &x.d, 2);
             for (int g = 0; g < 16; ++g) std::memcpy(out + scale_at(g, r), &x.scales[g], 1);
-            for (int u = 0; u < 256; ++u) {
-                const int q = block_value(x, u);
-                const Place p = place(u, r);
-                out[p.low] = static_cast<uint8_t>(out[p.low] | ((q & 0x0f) << (4 * p.half)));
-                out[p.high] = static_cast<uint8_t>(out[p.high] | ((q >> 4) << p.shift));
+            block_values(x, q);
+            for (int p = 0; p < 8; ++p) {
+                const uint8_t* lo = q + 32 * p;  // sub-block 2p: the chunks' low nibbles
+                const uint8_t* hi = lo + 16;     // sub-block 2p + 1: their high nibbles
+                for (int v = 0; v < 4; ++v) {
+                    uint8_t* chunk = out + chunk_at(p, v) + 4 * r;
+                    for (int i = 0; i < 4; ++i) {
+                        const int t = 4 * v + i;
+                        chunk[i] = static_cast<uint8_t>((lo[t] & 0x0f) | ((hi[t] & 0x0f) << 4));
+                    }
+                }
+                for (int jv = 0; jv < 2; ++jv) {
+                    uint8_t* high = out + high_at(p, jv) + 4 * r;
+                    for (int i = 0; i < 4; ++i) {
+                        const int even = 8 * jv + i;  // chunk 2j's value position
+                        const int odd = even + 4;     // chunk 2j + 1's
+                        high[i] =
+                            static_cast<uint8_t>(((lo[even] >> 4) << 4) | ((hi[even] >> 4) << 6) |
+                                                 (lo[odd] >> 4) | ((hi[odd] >> 4) << 2));
+                    }
+                }
             }
         }
     }
