@@ -57,12 +57,17 @@ struct PQ4_0 {
             }
             for (int c = 0; c < NA; ++c) {
                 const ActBlockQ8& y = act<ActBlockQ8>(a, as, c, b);
-                __m256i s = _mm256_set1_epi32(-8 * y.sum);
+                // Four independent sums: one chain of eight vpdpbusd would wait on its
+                // latency (the integer sums are exact in any order).
+                __m256i s[4];
                 for (int v = 0; v < 4; ++v) {
-                    s = dot_us_add(s, lo[v], bcast4(y.qs + 4 * v));
-                    s = dot_us_add(s, hi[v], bcast4(y.qs + 16 + 4 * v));
+                    s[v] = dot_us(lo[v], bcast4(y.qs + 4 * v));
+                    s[v] = dot_us_add(s[v], hi[v], bcast4(y.qs + 16 + 4 * v));
                 }
-                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s),
+                const __m256i sum = _mm256_add_epi32(
+                    _mm256_add_epi32(_mm256_add_epi32(s[0], s[1]), _mm256_add_epi32(s[2], s[3])),
+                    _mm256_set1_epi32(-8 * y.sum));
+                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum),
                                          _mm256_mul_ps(dw, _mm256_set1_ps(y.d)), acc[c]);
             }
         }
