@@ -36,6 +36,20 @@ inline void store_rows(__m256 v, float* out, int n_rows) {
     }
 }
 
+// Lane r (of int32 or float lanes) all ones for r < n_rows: the panel holds zeros for the rows
+// past the matrix's end, whatever their packed bytes are.
+inline __m256i row_mask(int n_rows) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n_rows), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+inline void store(uint8_t* p, __m256i v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
+}
+
+inline __m256 load_f16x8(const uint8_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
 // Q4_0 (layout in pack-q4_0.cpp): per block, the scales convert as one vector and each chunk's
 // nibbles give values 4v.. (low) and 16 + 4v.. (high) of all 8 rows.
 struct PQ4_0 {
@@ -67,6 +81,34 @@ struct PQ4_0 {
             }
         }
         for (int c = 0; c < NA; ++c) store_rows(acc[c], out + c * os, n_rows);
+    }
+    // The reference's panel (pack-q4_0.cpp): a chunk's low nibbles are its group's 32 panel
+    // bytes of values 4v.., its high nibbles those of values 16 + 4v...
+    static void decode_panel(const uint8_t* groups, int n_rows, int64_t k, uint8_t* panel) {
+        const int64_t n_blocks = k / 32;
+        auto* scale = reinterpret_cast<float*>(panel + k * k_gemm_rows);
+        const __m256i m4 = _mm256_set1_epi8(0x0f);
+        const __m256i keep[2] = {row_mask(n_rows), row_mask(n_rows - k_pack_rows)};
+        for (int64_t b = 0; b < n_blocks; ++b) {
+            for (int g = 0; g < 2; ++g) {
+                uint8_t* qs = panel + b * 32 * k_gemm_rows + 32 * g;
+                float* sc = scale + b * k_gemm_rows + k_pack_rows * g;
+                if (g == 1 && n_rows <= k_pack_rows) {
+                    for (int v = 0; v < 8; ++v)
+                        store(qs + 4 * v * k_gemm_rows, _mm256_setzero_si256());
+                    _mm256_storeu_ps(sc, _mm256_setzero_ps());
+                    continue;
+                }
+                const uint8_t* blk = groups + (g * n_blocks + b) * 144;
+                _mm256_storeu_ps(sc, _mm256_and_ps(load_f16x8(blk), _mm256_castsi256_ps(keep[g])));
+                for (int v = 0; v < 4; ++v) {
+                    const __m256i bits = _mm256_and_si256(load(blk + 16 + 32 * v), keep[g]);
+                    store(qs + 4 * v * k_gemm_rows, _mm256_and_si256(bits, m4));
+                    store(qs + (16 + 4 * v) * k_gemm_rows,
+                          _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4));
+                }
+            }
+        }
     }
 };
 
@@ -245,18 +287,21 @@ inline void add_x86_packed(KernelTable& t) {
     static const PackedKernel q4_0 = [] {
         PackedKernel p = packed_q4_0_reference();
         p.run = packed_run<PQ4_0>;
+        p.decode_panel = PQ4_0::decode_panel;
         return p;
     }();
     t.packed[type_index(GgmlType::Q4_0)] = &q4_0;
     static const PackedKernel q4_k = [] {
         PackedKernel p = packed_q4_k_reference();
         p.run = packed_run<PQx_K<false>>;
+        p.decode_panel = PQx_K<false>::decode_panel;
         return p;
     }();
     t.packed[type_index(GgmlType::Q4_K)] = &q4_k;
     static const PackedKernel q5_k = [] {
         PackedKernel p = packed_q5_k_reference();
         p.run = packed_run<PQx_K<true>>;
+        p.decode_panel = PQx_K<true>::decode_panel;
         return p;
     }();
     t.packed[type_index(GgmlType::Q5_K)] = &q5_k;
