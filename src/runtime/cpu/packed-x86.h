@@ -282,12 +282,33 @@ void packed_run(int64_t k, const uint8_t* group, const uint8_t* a, size_t as, in
     }
 }
 
+// The fewest activation rows for which the GEMM on panels decoded from the groups beats `run`
+// (PackedKernel::gemm_min_m), measured on Zen 4 with 2 threads: matmul(PackedWeights) forced
+// down each path on 5632x2048, 2048x5632 and 2048x2048, best of 15, m = 2..16, 20..32 (and
+// 128..512 on AVX2). `run` reads each group once for up to four activation rows and needs no
+// panel, so it holds out past the row kernels' min_m (4, 8; 16 on AVX2). Run's time over the
+// GEMM's on the three shapes, at min_m - 1 and at min_m, with VNNI:
+//   Q4_0  0.93 0.77 0.92 | 1.08 1.35 1.04     Q5_0  1.05 0.96 1.01 | 0.99 1.08 1.08
+//   Q8_0  0.96 0.91 0.83 | 1.03 1.06 0.90     Q4_K  0.99 0.97 0.97 | 1.03 1.00 1.01
+//   Q5_K  noisy 1.03 1.02 | noisy 1.09 1.08
+// Without VNNI the GEMM's vpmaddubsw + vpmaddwd per chunk cost what run's do, and run stays
+// ahead at every m for Q4_0 (0.88-0.98 up to 512 rows), Q4_K and Q5_K (0.8-1.0, noisier);
+// Q5_0 crosses at 11 (0.96 0.98 1.00 | 1.02 1.02 1.06); Q8_0 has no AVX2 GEMM.
+#if EDGEQ_VNNI
+constexpr int64_t k_min_m_q4_0 = 7, k_min_m_q5_0 = 8, k_min_m_q8_0 = 10, k_min_m_q4_k = 16,
+                  k_min_m_q5_k = 12;
+#else
+constexpr int64_t k_min_m_q4_0 = k_gemm_never, k_min_m_q5_0 = 11, k_min_m_q8_0 = 0,
+                  k_min_m_q4_k = k_gemm_never, k_min_m_q5_k = k_gemm_never;
+#endif
+
 inline void add_x86_packed(KernelTable& t) {
     // The reference's layout functions with this build's runs.
     static const PackedKernel q4_0 = [] {
         PackedKernel p = packed_q4_0_reference();
         p.run = packed_run<PQ4_0>;
         p.decode_panel = PQ4_0::decode_panel;
+        p.gemm_min_m = k_min_m_q4_0;
         return p;
     }();
     t.packed[type_index(GgmlType::Q4_0)] = &q4_0;
@@ -295,6 +316,7 @@ inline void add_x86_packed(KernelTable& t) {
         PackedKernel p = packed_q4_k_reference();
         p.run = packed_run<PQx_K<false>>;
         p.decode_panel = PQx_K<false>::decode_panel;
+        p.gemm_min_m = k_min_m_q4_k;
         return p;
     }();
     t.packed[type_index(GgmlType::Q4_K)] = &q4_k;
@@ -302,6 +324,7 @@ inline void add_x86_packed(KernelTable& t) {
         PackedKernel p = packed_q5_k_reference();
         p.run = packed_run<PQx_K<true>>;
         p.decode_panel = PQx_K<true>::decode_panel;
+        p.gemm_min_m = k_min_m_q5_k;
         return p;
     }();
     t.packed[type_index(GgmlType::Q5_K)] = &q5_k;
@@ -309,6 +332,7 @@ inline void add_x86_packed(KernelTable& t) {
         PackedKernel p = packed_q8_0_reference();
         p.run = packed_run<PQ8_0>;
         p.decode_panel = PQ8_0::decode_panel;
+        p.gemm_min_m = k_min_m_q8_0;
         return p;
     }();
     t.packed[type_index(GgmlType::Q8_0)] = &q8_0;
@@ -316,6 +340,7 @@ inline void add_x86_packed(KernelTable& t) {
         PackedKernel p = packed_q5_0_reference();
         p.run = packed_run<PQ5_0>;
         p.decode_panel = PQ5_0::decode_panel;
+        p.gemm_min_m = k_min_m_q5_0;
         return p;
     }();
     t.packed[type_index(GgmlType::Q5_0)] = &q5_0;
