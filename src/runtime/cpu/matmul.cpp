@@ -333,7 +333,10 @@ void matmul(const PackedWeights& w, const float* x, int64_t m, float* y, ThreadP
     const uint8_t* a = quantize_rows(w.isa(), act, x, m, k, a_row, pool, scratch);
     const PackedKernel& kernel = w.kernel();
     const GemmKernel* gemm = w.gemm();
-    if (m > 1 && gemm != nullptr && m >= gemm->min_m) {
+    const int64_t gemm_min_m = gemm == nullptr         ? 0
+                               : kernel.gemm_min_m > 0 ? kernel.gemm_min_m
+                                                       : gemm->min_m;
+    if (m > 1 && gemm != nullptr && m >= gemm_min_m) {
         static_assert(k_gemm_rows == 2 * k_pack_rows);
         gemm_matmul(*gemm, act, n_out, k, a, a_row, m, y, pool, scratch,
                     [&](int64_t r0, int n_rows, uint8_t* panel) {

@@ -75,8 +75,9 @@ size_t group_bytes(int64_t k) {
 template <bool five_bits>
 void pack(const uint8_t* w, size_t w_row, int n_rows, int64_t k, uint8_t* dst) {
     using Block = std::conditional_t<five_bits, BlockQ5_K, BlockQ4_K>;
-    // Q5_K's fifth bits are ORed in; otherwise every byte of rows below n_rows is written.
-    if (five_bits || n_rows < k_pack_rows) std::memset(dst, 0, group_bytes<five_bits>(k));
+    // Every byte of a group of 8 rows is written below; the missing rows of a smaller one are
+    // zero weights.
+    if (n_rows < k_pack_rows) std::memset(dst, 0, group_bytes<five_bits>(k));
     for (int64_t b = 0; b < k / 256; ++b) {
         uint8_t* out = dst + static_cast<size_t>(b) * k_sb_bytes<five_bits>;
         for (int r = 0; r < n_rows; ++r) {
@@ -88,17 +89,27 @@ void pack(const uint8_t* w, size_t w_row, int n_rows, int64_t k, uint8_t* dst) {
                 out[k_scales + 8 * s + r] = static_cast<uint8_t>(sc);
                 out[min_at(s, r)] = static_cast<uint8_t>(m);
             }
-            // x.qs[32p + l] holds value l of sub-blocks 2p (low) and 2p + 1 (high).
-            // Values l..l+3 (l % 4 == 0) are consecutive bytes in both layouts.
+            // x.qs[32p + l] holds value l of sub-blocks 2p (low) and 2p + 1 (high): the chunks'
+            // pairing, so bytes 32p + 4v.. move whole to chunk v of pair p, row r.
             for (int p = 0; p < 4; ++p)
-                for (int l = 0; l < 32; l += 4)
-                    std::memcpy(out + nibble_at(2 * p, l, r), x.qs + 32 * p + l, 4);
+                for (int v = 0; v < 8; ++v)
+                    std::memcpy(out + nibble_at(2 * p, 4 * v, r), x.qs + 32 * p + 4 * v, 4);
             if constexpr (five_bits) {
-                // Bit s of x.qh[l] is bit 4 of value l of sub-block s.
-                for (int s = 0; s < 8; ++s) {
-                    for (int l = 0; l < 32; ++l) {
-                        const int bit = (x.qh[l] >> s) & 1;
-                        out[high_at(s, l, r)] |= static_cast<uint8_t>(bit << high_bit(s, l));
+                // Bit s of x.qh[l] is bit 4 of value l of sub-block s. Four values l = 4c + i
+                // (i < 4) at once, as the bytes of a (little-endian) 32-bit word: bit 2p (2p + 1)
+                // of every byte of word c = 4h + v goes to bit v (4 + v) of the bytes of pair p,
+                // half h, row r.
+                uint32_t qh[8];
+                std::memcpy(qh, x.qh, sizeof(qh));
+                for (int p = 0; p < 4; ++p) {
+                    for (int h = 0; h < 2; ++h) {
+                        uint32_t bits = 0;
+                        for (int v = 0; v < 4; ++v) {
+                            const uint32_t word = qh[4 * h + v];
+                            bits |= ((word >> (2 * p)) & 0x01010101u) << v;
+                            bits |= ((word >> (2 * p + 1)) & 0x01010101u) << (4 + v);
+                        }
+                        std::memcpy(out + high_at(2 * p, 16 * h, r), &bits, 4);
                     }
                 }
             }

@@ -160,6 +160,86 @@ struct PQx_K {
         for (int c = 0; c < NA; ++c)
             store_rows(_mm256_sub_ps(acc[c], acc_m[c]), out + c * os, n_rows);
     }
+
+    // The reference's panel (pack-q4_k.cpp): chunk v of pair p gives its group's 32 panel bytes
+    // of values 4v.. of sub-block 2p (low nibbles) and 2p + 1 (high); the scales d * sc and the
+    // minimums -dmin * m (the same float products as the reference's) eight rows at a time.
+    static void decode_panel(const uint8_t* groups, int n_rows, int64_t k, uint8_t* panel) {
+        const int64_t n_sb = k / 256;
+        auto* scale = reinterpret_cast<float*>(panel + k * k_gemm_rows);
+        float* min = scale + (k / 32) * k_gemm_rows;
+        const __m256i m4 = _mm256_set1_epi8(0x0f);
+        const __m256i m16 = _mm256_set1_epi8(16);
+        const __m256 sign = _mm256_set1_ps(-0.0f);
+        // The minimums of a pair of sub-blocks, (m[2t], m[2t + 1]) per row, to 8 of each.
+        const __m128i split = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+        const __m256i keep[2] = {row_mask(n_rows), row_mask(n_rows - k_pack_rows)};
+        for (int64_t b = 0; b < n_sb; ++b) {
+            for (int g = 0; g < 2; ++g) {
+                uint8_t* qs = panel + b * 256 * k_gemm_rows + 32 * g;
+                float* sc = scale + b * 8 * k_gemm_rows + k_pack_rows * g;
+                float* mn = min + b * 8 * k_gemm_rows + k_pack_rows * g;
+                if (g == 1 && n_rows <= k_pack_rows) {
+                    for (int s = 0; s < 8; ++s) {
+                        _mm256_storeu_ps(sc + s * k_gemm_rows, _mm256_setzero_ps());
+                        _mm256_storeu_ps(mn + s * k_gemm_rows, _mm256_setzero_ps());
+                    }
+                    for (int j = 0; j < 256; j += 4)
+                        store(qs + j * k_gemm_rows, _mm256_setzero_si256());
+                    continue;
+                }
+                const uint8_t* blk = groups + (g * n_sb + b) * k_sb_bytes;
+                const __m256 keepf = _mm256_castsi256_ps(keep[g]);
+                const __m256 d = load_f16x8(blk);
+                const __m256 dmin = load_f16x8(blk + 16);
+                for (int t = 0; t < 4; ++t) {
+                    for (int i = 0; i < 2; ++i) {
+                        const int s = 2 * t + i;
+                        const __m256 sc8 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
+                            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 32 + 8 * s))));
+                        _mm256_storeu_ps(sc + s * k_gemm_rows,
+                                         _mm256_and_ps(_mm256_mul_ps(d, sc8), keepf));
+                    }
+                    const __m128i pair = _mm_shuffle_epi8(
+                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 96 + 16 * t)),
+                        split);
+                    const __m256 m_lo = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(pair));
+                    const __m256 m_hi =
+                        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(pair, 8)));
+                    _mm256_storeu_ps(
+                        mn + 2 * t * k_gemm_rows,
+                        _mm256_and_ps(_mm256_xor_ps(_mm256_mul_ps(dmin, m_lo), sign), keepf));
+                    _mm256_storeu_ps(
+                        mn + (2 * t + 1) * k_gemm_rows,
+                        _mm256_and_ps(_mm256_xor_ps(_mm256_mul_ps(dmin, m_hi), sign), keepf));
+                }
+                for (int p = 0; p < 4; ++p) {
+                    for (int h = 0; h < 2; ++h) {
+                        __m256i qh = _mm256_setzero_si256();
+                        if constexpr (five_bits)
+                            qh = _mm256_and_si256(load(blk + 1184 + 64 * p + 32 * h), keep[g]);
+                        for (int v = 4 * h; v < 4 * h + 4; ++v) {
+                            const __m256i bits =
+                                _mm256_and_si256(load(blk + 160 + 256 * p + 32 * v), keep[g]);
+                            __m256i lo = _mm256_and_si256(bits, m4);
+                            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+                            if constexpr (five_bits) {
+                                // As in run: bit v % 4 of qh to bit 4 of lo, bit 4 + v % 4 to
+                                // bit 4 of hi.
+                                const __m256i bl =
+                                    _mm256_sll_epi16(qh, _mm_cvtsi32_si128(4 - v % 4));
+                                const __m256i bh = _mm256_srl_epi16(qh, _mm_cvtsi32_si128(v % 4));
+                                lo = _mm256_or_si256(lo, _mm256_and_si256(bl, m16));
+                                hi = _mm256_or_si256(hi, _mm256_and_si256(bh, m16));
+                            }
+                            store(qs + (64 * p + 4 * v) * k_gemm_rows, lo);
+                            store(qs + (64 * p + 32 + 4 * v) * k_gemm_rows, hi);
+                        }
+                    }
+                }
+            }
+        }
+    }
 };
 
 }  // namespace

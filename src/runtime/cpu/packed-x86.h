@@ -36,6 +36,20 @@ inline void store_rows(__m256 v, float* out, int n_rows) {
     }
 }
 
+// Lane r (of int32 or float lanes) all ones for r < n_rows: the panel holds zeros for the rows
+// past the matrix's end, whatever their packed bytes are.
+inline __m256i row_mask(int n_rows) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n_rows), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+inline void store(uint8_t* p, __m256i v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
+}
+
+inline __m256 load_f16x8(const uint8_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
 // Q4_0 (layout in pack-q4_0.cpp): per block, the scales convert as one vector and each chunk's
 // nibbles give values 4v.. (low) and 16 + 4v.. (high) of all 8 rows.
 struct PQ4_0 {
@@ -72,6 +86,34 @@ struct PQ4_0 {
             }
         }
         for (int c = 0; c < NA; ++c) store_rows(acc[c], out + c * os, n_rows);
+    }
+    // The reference's panel (pack-q4_0.cpp): a chunk's low nibbles are its group's 32 panel
+    // bytes of values 4v.., its high nibbles those of values 16 + 4v...
+    static void decode_panel(const uint8_t* groups, int n_rows, int64_t k, uint8_t* panel) {
+        const int64_t n_blocks = k / 32;
+        auto* scale = reinterpret_cast<float*>(panel + k * k_gemm_rows);
+        const __m256i m4 = _mm256_set1_epi8(0x0f);
+        const __m256i keep[2] = {row_mask(n_rows), row_mask(n_rows - k_pack_rows)};
+        for (int64_t b = 0; b < n_blocks; ++b) {
+            for (int g = 0; g < 2; ++g) {
+                uint8_t* qs = panel + b * 32 * k_gemm_rows + 32 * g;
+                float* sc = scale + b * k_gemm_rows + k_pack_rows * g;
+                if (g == 1 && n_rows <= k_pack_rows) {
+                    for (int v = 0; v < 8; ++v)
+                        store(qs + 4 * v * k_gemm_rows, _mm256_setzero_si256());
+                    _mm256_storeu_ps(sc, _mm256_setzero_ps());
+                    continue;
+                }
+                const uint8_t* blk = groups + (g * n_blocks + b) * 144;
+                _mm256_storeu_ps(sc, _mm256_and_ps(load_f16x8(blk), _mm256_castsi256_ps(keep[g])));
+                for (int v = 0; v < 4; ++v) {
+                    const __m256i bits = _mm256_and_si256(load(blk + 16 + 32 * v), keep[g]);
+                    store(qs + 4 * v * k_gemm_rows, _mm256_and_si256(bits, m4));
+                    store(qs + (16 + 4 * v) * k_gemm_rows,
+                          _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4));
+                }
+            }
+        }
     }
 };
 
@@ -246,23 +288,49 @@ void packed_run(int64_t k, const uint8_t* group, const uint8_t* a, size_t as, in
     }
 }
 
+// The fewest activation rows for which the GEMM on panels decoded from the groups beats `run`
+// (PackedKernel::gemm_min_m), measured on Zen 4 with 2 threads: matmul(PackedWeights) forced
+// down each path on 5632x2048, 2048x5632 and 2048x2048, best of 15, m = 2..16, 20..32 (and
+// 128..512 on AVX2). `run` reads each group once for up to four activation rows and needs no
+// panel, so it holds out past the row kernels' min_m (4, 8; 16 on AVX2). Run's time over the
+// GEMM's on the three shapes, at min_m - 1 and at min_m, with VNNI:
+//   Q4_0  0.93 0.77 0.92 | 1.08 1.35 1.04     Q5_0  1.05 0.96 1.01 | 0.99 1.08 1.08
+//   Q8_0  0.96 0.91 0.83 | 1.03 1.06 0.90     Q4_K  0.99 0.97 0.97 | 1.03 1.00 1.01
+//   Q5_K  noisy 1.03 1.02 | noisy 1.09 1.08
+// Without VNNI the GEMM's vpmaddubsw + vpmaddwd per chunk cost what run's do, and run stays
+// ahead at every m for Q4_0 (0.88-0.98 up to 512 rows), Q4_K and Q5_K (0.8-1.0, noisier);
+// Q5_0 crosses at 11 (0.96 0.98 1.00 | 1.02 1.02 1.06); Q8_0 has no AVX2 GEMM.
+#if EDGEQ_VNNI
+constexpr int64_t k_min_m_q4_0 = 7, k_min_m_q5_0 = 8, k_min_m_q8_0 = 10, k_min_m_q4_k = 16,
+                  k_min_m_q5_k = 12;
+#else
+constexpr int64_t k_min_m_q4_0 = k_gemm_never, k_min_m_q5_0 = 11, k_min_m_q8_0 = 0,
+                  k_min_m_q4_k = k_gemm_never, k_min_m_q5_k = k_gemm_never;
+#endif
+
 inline void add_x86_packed(KernelTable& t) {
     // The reference's layout functions with this build's runs.
     static const PackedKernel q4_0 = [] {
         PackedKernel p = packed_q4_0_reference();
         p.run = packed_run<PQ4_0>;
+        p.decode_panel = PQ4_0::decode_panel;
+        p.gemm_min_m = k_min_m_q4_0;
         return p;
     }();
     t.packed[type_index(GgmlType::Q4_0)] = &q4_0;
     static const PackedKernel q4_k = [] {
         PackedKernel p = packed_q4_k_reference();
         p.run = packed_run<PQx_K<false>>;
+        p.decode_panel = PQx_K<false>::decode_panel;
+        p.gemm_min_m = k_min_m_q4_k;
         return p;
     }();
     t.packed[type_index(GgmlType::Q4_K)] = &q4_k;
     static const PackedKernel q5_k = [] {
         PackedKernel p = packed_q5_k_reference();
         p.run = packed_run<PQx_K<true>>;
+        p.decode_panel = PQx_K<true>::decode_panel;
+        p.gemm_min_m = k_min_m_q5_k;
         return p;
     }();
     t.packed[type_index(GgmlType::Q5_K)] = &q5_k;
@@ -270,6 +338,7 @@ inline void add_x86_packed(KernelTable& t) {
         PackedKernel p = packed_q8_0_reference();
         p.run = packed_run<PQ8_0>;
         p.decode_panel = PQ8_0::decode_panel;
+        p.gemm_min_m = k_min_m_q8_0;
         return p;
     }();
     t.packed[type_index(GgmlType::Q8_0)] = &q8_0;
@@ -277,6 +346,7 @@ inline void add_x86_packed(KernelTable& t) {
         PackedKernel p = packed_q5_0_reference();
         p.run = packed_run<PQ5_0>;
         p.decode_panel = PQ5_0::decode_panel;
+        p.gemm_min_m = k_min_m_q5_0;
         return p;
     }();
     t.packed[type_index(GgmlType::Q5_0)] = &q5_0;

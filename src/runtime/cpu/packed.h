@@ -38,7 +38,13 @@ struct PackedKernel {
     // groups at `groups` (the second, when n_rows > k_pack_rows, at groups + group_bytes(k)),
     // for the GemmKernel of the same weight type; null where the type has no GEMM.
     void (*decode_panel)(const uint8_t* groups, int n_rows, int64_t k, uint8_t* panel);
+    // The fewest activation rows for which the GEMM on panels decoded from the groups beats
+    // `run` (measured per ISA, see add_x86_packed); 0: the GEMM kernel's own min_m (measured
+    // for the rows); k_gemm_never: `run` at every m.
+    int64_t gemm_min_m = 0;
 };
+
+constexpr int64_t k_gemm_never = INT64_MAX;
 
 // The scalar reference of a packed type (its `run` written from the layout alone; the layout
 // functions are shared by every ISA), or null for a type without a packed layout.
