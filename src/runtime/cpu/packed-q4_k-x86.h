@@ -86,7 +86,9 @@ struct PQx_K {
                 for (int t = 0; t < 4; ++t) {
                     const __m256i m16 = _mm256_cvtepu8_epi16(
                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 96 + 16 * t)));
-                    const __m256i bst = _mm256_broadcastd_epi32(_mm_shuffle_epi32(pairs, 0x55 * t));
+                    // Lane t of pairs in every lane (an index vector: t is no immediate at -O0).
+                    const __m256i bst = _mm256_permutevar8x32_epi32(_mm256_castsi128_si256(pairs),
+                                                                    _mm256_set1_epi32(t));
 #if EDGEQ_VNNI
                     s = _mm256_dpwssd_epi32(s, m16, bst);
 #else
