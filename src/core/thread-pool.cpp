@@ -15,6 +15,22 @@ ThreadPool::ThreadPool(int n_threads) {
     for (int t = 1; t < n_threads_; ++t) workers_.emplace_back([this, t] { worker_main(t); });
 }
 
+namespace {
+
+// How long a thread watches for the next job (or for the workers to finish) before it sleeps:
+// about 30 microseconds of pause instructions.
+constexpr int k_spin = 1500;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    std::this_thread::yield();
+#endif
+}
+
+}  // namespace
+
 ThreadPool::~ThreadPool() {
     {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -26,19 +42,16 @@ ThreadPool::~ThreadPool() {
 
 void ThreadPool::run_chunks(int thread) {
     for (;;) {
-        int64_t begin = 0;
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (next_ >= job_n_ || error_) return;
-            begin = next_;
-            next_ = std::min(job_n_, next_ + job_grain_);
-        }
+        if (failed_.load(std::memory_order_relaxed)) return;
+        const int64_t begin = next_.fetch_add(job_grain_, std::memory_order_relaxed);
+        if (begin >= job_n_) return;
         const int64_t end = std::min(job_n_, begin + job_grain_);
         try {
             job_(begin, end, thread);
         } catch (...) {
             std::lock_guard<std::mutex> lock(mutex_);
             if (!error_) error_ = std::current_exception();
+            failed_ = true;
             return;
         }
     }
@@ -47,6 +60,10 @@ void ThreadPool::run_chunks(int thread) {
 void ThreadPool::worker_main(int thread) {
     uint64_t seen = 0;
     for (;;) {
+        for (int i = 0; i < k_spin && generation_.load(std::memory_order_acquire) == seen &&
+                        !stopping_.load(std::memory_order_relaxed);
+             ++i)
+            cpu_relax();
         {
             std::unique_lock<std::mutex> lock(mutex_);
             wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
@@ -54,11 +71,11 @@ void ThreadPool::worker_main(int thread) {
             seen = generation_;
         }
         run_chunks(thread);
-        {
+        if (n_busy_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            // The last one out wakes the caller if it sleeps (it checks n_busy_ under mutex_).
             std::lock_guard<std::mutex> lock(mutex_);
-            --n_busy_;
+            done_.notify_one();
         }
-        done_.notify_one();
     }
 }
 
@@ -69,22 +86,24 @@ void ThreadPool::run(Job fn, int64_t n, int64_t grain) {
         for (int64_t begin = 0; begin < n; begin += grain) fn(begin, std::min(n, begin + grain), 0);
         return;
     }
+    job_ = fn;
+    job_n_ = n;
+    job_grain_ = grain;
+    next_.store(0, std::memory_order_relaxed);
+    failed_.store(false, std::memory_order_relaxed);
+    n_busy_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
     {
+        // Under the mutex: a worker about to sleep either sees the new generation or is woken.
         std::lock_guard<std::mutex> lock(mutex_);
-        job_ = fn;
-        job_n_ = n;
-        job_grain_ = grain;
-        next_ = 0;
-        error_ = nullptr;
-        n_busy_ = static_cast<int>(workers_.size());
-        ++generation_;
+        generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     run_chunks(0);
+    for (int i = 0; i < k_spin && n_busy_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
     std::exception_ptr error;
     {
         std::unique_lock<std::mutex> lock(mutex_);
-        done_.wait(lock, [&] { return n_busy_ == 0; });
+        done_.wait(lock, [&] { return n_busy_.load(std::memory_order_acquire) == 0; });
         job_ = {};
         error = std::exchange(error_, nullptr);
     }

@@ -1,9 +1,13 @@
 // The thread pool that every parallel loop in edgeq uses.
 //
-// A pool of n threads is the calling thread plus n-1 workers that sleep between jobs. A job
-// splits an index range into chunks that threads take in order until none are left.
+// A pool of n threads is the calling thread plus n-1 workers. A job splits an index range into
+// chunks that threads take in order (an atomic counter) until none are left. Between jobs a
+// worker watches for the next one for a few tens of microseconds (a token's matrix products
+// follow each other closer than that) before it sleeps on a condition variable; the caller
+// waits for the workers the same way.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -60,16 +64,16 @@ class ThreadPool {
     std::mutex mutex_;
     std::condition_variable wake_;
     std::condition_variable done_;
-    uint64_t generation_ = 0;
-    int n_busy_ = 0;
-    bool stopping_ = false;
-
+    std::atomic<uint64_t> generation_{0};  // changed under mutex_, read anywhere
+    std::atomic<int> n_busy_{0};           // workers still on the current job
+    std::atomic<bool> stopping_{false};
     // The current job; valid while n_busy_ > 0 or the caller runs it.
     Job job_{};
     int64_t job_n_ = 0;
     int64_t job_grain_ = 1;
-    int64_t next_ = 0;  // guarded by mutex_
-    std::exception_ptr error_;
+    std::atomic<int64_t> next_{0};  // the next chunk's first index
+    std::atomic<bool> failed_{false};
+    std::exception_ptr error_;  // guarded by mutex_
 };
 
 }  // namespace edgeq
