@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "edgeq/core/error.h"
+#include "edgeq/core/mapped-file.h"
 #include "edgeq/quant/dtype.h"
 #include "edgeq/runtime/cpu/ops.h"
 
@@ -104,6 +105,23 @@ void Decoder::project(const Matrix& m, const float* in, int32_t n, float* out) {
         cpu::matmul(*m.packed, in, n, out, pool, matmul_scratch);
     } else {
         cpu::matmul(m.type, m.data, m.n_out, m.n_in, in, n, out, pool, matmul_scratch);
+    }
+}
+
+// A page fault on a file mapping maps the pages around it too (the kernel's fault-around, 64
+// KiB): give back that window around each row just read, within the embedding's rows, so that
+// the lookup of a tied, packed embedding does not fill memory with its file's pages.
+void Decoder::release_embedding_rows(const int32_t* ids, int32_t n, size_t embd_row) const {
+    constexpr uintptr_t k_window = 64 << 10;
+    const auto* first = static_cast<const uint8_t*>(w.token_embd.data);
+    const uint8_t* last = first + embd_row * static_cast<size_t>(w.token_embd.n_out);
+    for (int32_t i = 0; i < n; ++i) {
+        const uintptr_t row = reinterpret_cast<uintptr_t>(first + as_size(ids[i]) * embd_row);
+        const auto* from =
+            std::max(first, reinterpret_cast<const uint8_t*>(row / k_window * k_window));
+        const auto* to = std::min(last, reinterpret_cast<const uint8_t*>(
+                                            (row + embd_row + k_window - 1) / k_window * k_window));
+        release_mapped_range(from, static_cast<size_t>(to - from));
     }
 }
 
@@ -335,6 +353,7 @@ void Decoder::forward(const int32_t* ids, const int32_t* seqs, int32_t n, const 
         if (s.embedding_scale != 1.0f)
             for (size_t j = 0; j < embd; ++j) xi[j] *= s.embedding_scale;
     }
+    if (w.embd_rows_released) release_embedding_rows(ids, n, embd_row);
     const size_t half = as_size(s.n_rot / 2);
     for (int32_t i = 0; i < n; ++i) {
         const int32_t pos = tok_pos[as_size(i)];

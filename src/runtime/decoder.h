@@ -46,6 +46,7 @@ struct Decoder {
     void layer(int32_t il, int32_t n);
     void attention(int32_t il);
     void project(const Matrix& w, const float* x, int32_t n, float* y);
+    void release_embedding_rows(const int32_t* ids, int32_t n, size_t embd_row) const;
     cpu::KvRows k_rows(int32_t il, int32_t seq) const;
     cpu::KvRows v_rows(int32_t il, int32_t seq) const;
 

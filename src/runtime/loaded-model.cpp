@@ -138,7 +138,8 @@ void pack_weights(ModelWeights& w) {
         for (Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wqkv, &l.wo, &l.gate, &l.up, &l.down})
             pack(*m, pool);
     }
-    pack(w.output, pool);  // the token embedding's rows stay for the lookup
+    pack(w.output, pool);
+    w.embd_rows_released = w.output.packed != nullptr && w.output.data == w.token_embd.data;
 }
 
 }  // namespace

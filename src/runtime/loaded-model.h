@@ -43,6 +43,9 @@ struct ModelWeights {
     Matrix token_embd;  // n_vocab rows of n_embd
     std::vector<float> output_norm;
     Matrix output;  // token_embd when tied
+    // The output is tied to the token embedding and packed, so the file's rows are only read
+    // by the lookup, which gives their pages back after each batch (see Decoder).
+    bool embd_rows_released = false;
     std::vector<LayerWeights> layers;
 };
 
