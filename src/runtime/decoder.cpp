@@ -4,6 +4,7 @@
 #include "decoder.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 
@@ -125,6 +126,29 @@ void Decoder::release_embedding_rows(const int32_t* ids, int32_t n, size_t embd_
     }
 }
 
+// Projections of one input: for one token with every matrix packed alike, one job of the pool
+// (cpu::matmul_shared), the same bits as one project() each.
+void Decoder::project_shared(std::initializer_list<std::pair<const Matrix*, float*>> outs,
+                             const float* in, int32_t n) {
+    std::array<cpu::PackedProduct, 3> products{};
+    int count = 0;
+    bool shared = n == 1 && options.observer == nullptr && outs.size() <= products.size();
+    for (const auto& [m, y] : outs) {
+        if (!shared) break;
+        const cpu::PackedWeights* p = m->packed.get();
+        shared = p != nullptr && p->k() == outs.begin()->first->n_in &&
+                 (count == 0 ||
+                  (p->isa() == products[0].w->isa() &&
+                   cpu::activation_type(p->type()) == cpu::activation_type(products[0].w->type())));
+        if (shared) products[as_size(count++)] = {p, y};
+    }
+    if (shared) {
+        cpu::matmul_shared(products.data(), count, in, pool, matmul_scratch);
+        return;
+    }
+    for (const auto& [m, y] : outs) project(*m, in, n, y);
+}
+
 cpu::KvRows Decoder::k_rows(int32_t il, int32_t seq) const {
     return {kv_type, k_cache[as_size(il)].data() + as_size(seq) * k_seq_bytes,
             as_size(spec.n_head_kv) * k_row_bytes, k_row_bytes, spec.head_dim_k};
@@ -238,9 +262,7 @@ void Decoder::layer(int32_t il, int32_t n) {
             std::copy(r + n_q + n_k, r + row, &v[i * as_size(n_v)]);
         }
     } else {
-        project(l.wq, h.data(), n, q.data());
-        project(l.wk, h.data(), n, k.data());
-        project(l.wv, h.data(), n, v.data());
+        project_shared({{&l.wq, q.data()}, {&l.wk, k.data()}, {&l.wv, v.data()}}, h.data(), n);
     }
     if (s.qkv_bias) {
         for (int32_t i = 0; i < n; ++i) {
@@ -303,8 +325,7 @@ void Decoder::layer(int32_t il, int32_t n) {
             cpu::gated_activation(s.activation, r, r + ff, &gate[i * ff], s.n_ff);
         }
     } else {
-        project(l.gate, h.data(), n, gate.data());
-        project(l.up, h.data(), n, up.data());
+        project_shared({{&l.gate, gate.data()}, {&l.up, up.data()}}, h.data(), n);
         cpu::gated_activation(s.activation, gate.data(), up.data(), gate.data(),
                               int64_t{n} * s.n_ff);
     }

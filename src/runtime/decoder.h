@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
+#include <utility>
 #include <vector>
 
 #include "edgeq/core/thread-pool.h"
@@ -46,6 +48,8 @@ struct Decoder {
     void layer(int32_t il, int32_t n);
     void attention(int32_t il);
     void project(const Matrix& w, const float* x, int32_t n, float* y);
+    void project_shared(std::initializer_list<std::pair<const Matrix*, float*>> outs,
+                        const float* in, int32_t n);
     void release_embedding_rows(const int32_t* ids, int32_t n, size_t embd_row) const;
     cpu::KvRows k_rows(int32_t il, int32_t seq) const;
     cpu::KvRows v_rows(int32_t il, int32_t seq) const;

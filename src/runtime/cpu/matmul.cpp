@@ -362,4 +362,38 @@ void matmul(const PackedWeights& w, const float* x, int64_t m, float* y, ThreadP
     });
 }
 
+void matmul_shared(const PackedProduct* products, int n_products, const float* x, ThreadPool& pool,
+                   MatmulScratch& scratch) {
+    if (n_products <= 0) return;
+    constexpr int k_max_products = 4;
+    if (n_products > k_max_products)
+        fail("matmul_shared: {} products, at most {}", n_products, k_max_products);
+    const PackedWeights& first = *products[0].w;
+    const int64_t k = first.k();
+    const GgmlType act = activation_type(first.type());
+    int64_t ends[k_max_products];  // one past each product's last group, over all products
+    int64_t n_groups = 0;
+    for (int i = 0; i < n_products; ++i) {
+        const PackedWeights& w = *products[i].w;
+        if (w.k() != k || w.isa() != first.isa() || activation_type(w.type()) != act)
+            fail("matmul_shared: the products do not share k, ISA and activation type");
+        n_groups += w.n_groups();
+        ends[i] = n_groups;
+    }
+    const size_t a_row = activation_row_size(act, k);
+    const uint8_t* a = quantize_rows(first.isa(), act, x, 1, k, a_row, pool, scratch);
+    const int64_t grain = std::clamp<int64_t>(n_groups / (8 * pool.size()), 1, 16);
+    pool.parallel_for(n_groups, grain, [&](int64_t begin, int64_t end, int) {
+        int i = 0;
+        for (int64_t g = begin; g < end; ++g) {
+            while (g >= ends[i]) ++i;
+            const PackedWeights& w = *products[i].w;
+            const int64_t local = g - (i == 0 ? 0 : ends[i - 1]);
+            const int64_t r0 = local * k_pack_rows;
+            const int n_rows = static_cast<int>(std::min<int64_t>(k_pack_rows, w.n_out() - r0));
+            w.kernel().run(k, w.group(local), a, a_row, 1, products[i].y + r0, w.n_out(), n_rows);
+        }
+    });
+}
+
 }  // namespace edgeq::cpu

@@ -125,6 +125,19 @@ std::unique_ptr<PackedWeights> pack_weights(GgmlType type, const void* w, int64_
 // Whether pack_weights packs `type` for `isa`.
 bool packs(GgmlType type, Isa isa = active_isa());
 
+// One product of a group that shares its input (see matmul_shared).
+struct PackedProduct {
+    const PackedWeights* w;
+    float* y;  // w->n_out() floats
+};
+
+// y_i = x times the transpose of w_i for every product, x one row of k floats: the products
+// a decoder layer takes from one input (queries, keys and values; gate and up) as ONE job of
+// the pool, the input quantized once. Each y_i is what matmul(*w_i, x, 1, y_i) gives, bit for
+// bit. The weights must share k, the ISA and the activation type.
+void matmul_shared(const PackedProduct* products, int n_products, const float* x, ThreadPool& pool,
+                   MatmulScratch& scratch);
+
 // y = x times the transpose of the packed weights, as matmul above (m rows of k floats in, m
 // rows of n_out floats out), on the ISA the weights were packed for.
 void matmul(const PackedWeights& w, const float* x, int64_t m, float* y, ThreadPool& pool,

@@ -8,8 +8,10 @@
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <vector>
 
+#include "edgeq/core/error.h"
 #include "edgeq/core/half.h"
 #include "kernel-test-util.h"
 #include "runtime/cpu/gemm.h"
@@ -341,6 +343,57 @@ TEST(PackedQ6_KTest, ExtremeBlocksMatchTheRowReference) {
                     << isa_name(isa) << " activation row " << c << " weight row " << r;
             }
         }
+    }
+}
+
+// Products sharing one input in one job: each output is the separate matmul's, bit for bit,
+// across types of one activation format, odd row counts and thread counts.
+TEST(PackedWeightsTest, SharedInputProductsEqualSeparateOnes) {
+    testing::Random random;
+    SCOPED_TRACE(random.trace());
+    ThreadPool pool(3);
+    MatmulScratch scratch;
+    for (Isa isa : kernel_test::cpu_isas()) {
+        if (table_of(isa) == nullptr) continue;
+        for (const auto& types :
+             {std::vector<GgmlType>{GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q4_K},
+              std::vector<GgmlType>{GgmlType::Q4_0, GgmlType::Q8_0}}) {
+            const int64_t k = 512;
+            const std::vector<int64_t> n_outs = {37, 8, 61};
+            std::vector<std::vector<uint8_t>> rows;
+            std::vector<std::unique_ptr<PackedWeights>> packed;
+            for (size_t i = 0; i < types.size(); ++i) {
+                rows.push_back(random_weights(random, types[i], n_outs[i], k));
+                packed.push_back(
+                    pack_weights(types[i], rows.back().data(), n_outs[i], k, pool, isa));
+                ASSERT_NE(packed.back(), nullptr);
+            }
+            const std::vector<float> x = random.normal(static_cast<size_t>(k), 2.0f);
+            std::vector<std::vector<float>> shared(types.size()), alone(types.size());
+            std::vector<PackedProduct> products;
+            for (size_t i = 0; i < types.size(); ++i) {
+                shared[i].assign(static_cast<size_t>(n_outs[i]), NAN);
+                alone[i].assign(static_cast<size_t>(n_outs[i]), NAN);
+                products.push_back({packed[i].get(), shared[i].data()});
+                matmul(*packed[i], x.data(), 1, alone[i].data(), pool, scratch);
+            }
+            matmul_shared(products.data(), static_cast<int>(products.size()), x.data(), pool,
+                          scratch);
+            for (size_t i = 0; i < types.size(); ++i)
+                EXPECT_EQ(shared[i], alone[i]) << isa_name(isa) << " product " << i;
+        }
+        // Products that do not share k or the activation format are refused.
+        const std::vector<uint8_t> a = random_weights(random, GgmlType::Q4_K, 8, 256);
+        const std::vector<uint8_t> b = random_weights(random, GgmlType::Q4_K, 8, 512);
+        const std::vector<uint8_t> c = random_weights(random, GgmlType::Q8_0, 8, 256);
+        const auto pa = pack_weights(GgmlType::Q4_K, a.data(), 8, 256, pool, isa);
+        const auto pb = pack_weights(GgmlType::Q4_K, b.data(), 8, 512, pool, isa);
+        const auto pc = pack_weights(GgmlType::Q8_0, c.data(), 8, 256, pool, isa);
+        std::vector<float> x(512, 1.0f), y1(8), y2(8);
+        const PackedProduct ab[] = {{pa.get(), y1.data()}, {pb.get(), y2.data()}};
+        const PackedProduct ac[] = {{pa.get(), y1.data()}, {pc.get(), y2.data()}};
+        EXPECT_THROW(matmul_shared(ab, 2, x.data(), pool, scratch), Error);
+        EXPECT_THROW(matmul_shared(ac, 2, x.data(), pool, scratch), Error);
     }
 }
 
