@@ -126,21 +126,21 @@ void Decoder::release_embedding_rows(const int32_t* ids, int32_t n, size_t embd_
     }
 }
 
-// Projections of one input: for one token with every matrix packed alike, one job of the pool
-// (cpu::matmul_shared), the same bits as one project() each.
+// Projections of one input: for one token with every matrix packed for one activation type,
+// one job of the pool (cpu::matmul_shared), the same bits as one project() each. (The loader
+// packs every matrix for the same ISA, and matrices of one input share n_in.)
 void Decoder::project_shared(std::initializer_list<std::pair<const Matrix*, float*>> outs,
                              const float* in, int32_t n) {
     std::array<cpu::PackedProduct, 3> products{};
     int count = 0;
     bool shared = n == 1 && options.observer == nullptr && outs.size() <= products.size();
     for (const auto& [m, y] : outs) {
-        if (!shared) break;
         const cpu::PackedWeights* p = m->packed.get();
-        shared = p != nullptr && p->k() == outs.begin()->first->n_in &&
+        shared = shared && p != nullptr &&
                  (count == 0 ||
-                  (p->isa() == products[0].w->isa() &&
-                   cpu::activation_type(p->type()) == cpu::activation_type(products[0].w->type())));
-        if (shared) products[as_size(count++)] = {p, y};
+                  cpu::activation_type(p->type()) == cpu::activation_type(products[0].w->type()));
+        if (!shared) break;
+        products[as_size(count++)] = {p, y};
     }
     if (shared) {
         cpu::matmul_shared(products.data(), count, in, pool, matmul_scratch);

@@ -4,10 +4,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
-#include <thread>
 
 #include "edgeq/core/error.h"
-#include "edgeq/core/mapped-file.h"
 #include "edgeq/core/thread-pool.h"
 #include "edgeq/quant/dtype.h"
 
@@ -133,7 +131,7 @@ void pack(Matrix& m, ThreadPool& pool) {
 // Every projection, one at a time.
 void pack_weights(ModelWeights& w) {
     if (!repack_enabled()) return;
-    ThreadPool pool(static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u)));
+    ThreadPool pool(std::min(ThreadPool::hardware_threads(), 8));
     for (LayerWeights& l : w.layers) {
         for (Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wqkv, &l.wo, &l.gate, &l.up, &l.down})
             pack(*m, pool);

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 
 #include <sys/mman.h>
@@ -283,8 +282,7 @@ std::unique_ptr<PackedWeights> pack_weights(GgmlType type, const void* w, int64_
     if (k <= 0 || k % t.block_size != 0)
         fail("pack_weights: rows of {} values are not whole {} blocks", k, t.name);
     const GemmKernel* gemm = pick_type(isa, &KernelTable::gemm, type);
-    if (gemm != nullptr && gemm->decode != nullptr && kernel->decode_panel == nullptr)
-        gemm = nullptr;
+    if (kernel->decode_panel == nullptr) gemm = nullptr;  // no panels from the packed copy
     auto packed = std::make_unique<PackedWeights>(type, n_out, k, isa, *kernel, gemm);
     const auto* wb = static_cast<const uint8_t*>(w);
     const size_t w_row = row_size(type, k);

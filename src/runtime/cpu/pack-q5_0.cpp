@@ -16,6 +16,7 @@
 #include "../../quant/blocks.h"
 #include "edgeq/core/half.h"
 #include "gemm.h"
+#include "packed-panel.h"
 #include "packed.h"
 #include "vec-dot.h"
 
@@ -91,25 +92,9 @@ void run(int64_t k, const uint8_t* group, const uint8_t* a, size_t a_stride, int
 // first group, 8..15 from the second. Chunk v with its words v and 4 + v gives values 4v.. and
 // 16 + 4v.. of the group's 8 rows, 32 bytes each.
 void decode_panel(const uint8_t* groups, int n_rows, int64_t k, uint8_t* panel) {
-    const int64_t n_blocks = k / 32;
-    auto* scale = reinterpret_cast<float*>(panel + k * k_gemm_rows);
-    const int n_groups = n_rows > k_pack_rows ? 2 : 1;
-    for (int g = 0; g < 2; ++g) {
-        const uint8_t* src = groups + static_cast<size_t>(g) * group_bytes(k);
-        for (int64_t b = 0; b < n_blocks; ++b) {
-            uint8_t* qs = panel + b * 32 * k_gemm_rows + 32 * g;
-            float* sc = scale + b * k_gemm_rows + k_pack_rows * g;
-            if (g >= n_groups) {
-                for (int v = 0; v < 8; ++v) std::memset(qs + v * 4 * k_gemm_rows, 0, 32);
-                for (int r = 0; r < k_pack_rows; ++r) sc[r] = 0;
-                continue;
-            }
-            const uint8_t* blk = src + static_cast<size_t>(b) * k_block_bytes;
-            for (int r = 0; r < k_pack_rows; ++r) {
-                uint16_t d;
-                std::memcpy(&d, blk + 2 * r, 2);
-                sc[r] = fp16_to_fp32(d);
-            }
+    decode_panel_32<k_block_bytes>(
+        groups, n_rows, k, panel, [](const uint8_t* blk, uint8_t* qs, float* sc) {
+            scales_f16x8(blk, sc);
             for (int v = 0; v < 4; ++v) {
                 const uint8_t* chunk = blk + k_chunks_offset + 32 * v;
                 const uint32_t lo_bits = load_u32(blk + k_bits_offset + 4 * v);
@@ -121,8 +106,7 @@ void decode_panel(const uint8_t* groups, int n_rows, int64_t k, uint8_t* panel) 
                     hi[t] = static_cast<uint8_t>((chunk[t] >> 4) | (((hi_bits >> t) & 1u) << 4));
                 }
             }
-        }
-    }
+        });
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include "../../quant/blocks.h"
 #include "gemm.h"
+#include "packed-panel.h"
 #include "packed.h"
 #include "simd-x86.h"
 #include "vec-dot.h"
@@ -90,30 +91,17 @@ struct PQ4_0 {
     // The reference's panel (pack-q4_0.cpp): a chunk's low nibbles are its group's 32 panel
     // bytes of values 4v.., its high nibbles those of values 16 + 4v...
     static void decode_panel(const uint8_t* groups, int n_rows, int64_t k, uint8_t* panel) {
-        const int64_t n_blocks = k / 32;
-        auto* scale = reinterpret_cast<float*>(panel + k * k_gemm_rows);
-        const __m256i m4 = _mm256_set1_epi8(0x0f);
-        const __m256i keep[2] = {row_mask(n_rows), row_mask(n_rows - k_pack_rows)};
-        for (int64_t b = 0; b < n_blocks; ++b) {
-            for (int g = 0; g < 2; ++g) {
-                uint8_t* qs = panel + b * 32 * k_gemm_rows + 32 * g;
-                float* sc = scale + b * k_gemm_rows + k_pack_rows * g;
-                if (g == 1 && n_rows <= k_pack_rows) {
-                    for (int v = 0; v < 8; ++v)
-                        store(qs + 4 * v * k_gemm_rows, _mm256_setzero_si256());
-                    _mm256_storeu_ps(sc, _mm256_setzero_ps());
-                    continue;
-                }
-                const uint8_t* blk = groups + (g * n_blocks + b) * 144;
-                _mm256_storeu_ps(sc, _mm256_and_ps(load_f16x8(blk), _mm256_castsi256_ps(keep[g])));
-                for (int v = 0; v < 4; ++v) {
-                    const __m256i bits = _mm256_and_si256(load(blk + 16 + 32 * v), keep[g]);
-                    store(qs + 4 * v * k_gemm_rows, _mm256_and_si256(bits, m4));
-                    store(qs + (16 + 4 * v) * k_gemm_rows,
-                          _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4));
-                }
-            }
-        }
+        decode_panel_32<144>(groups, n_rows, k, panel,
+                             [](const uint8_t* blk, uint8_t* qs, float* sc) {
+                                 const __m256i m4 = _mm256_set1_epi8(0x0f);
+                                 _mm256_storeu_ps(sc, load_f16x8(blk));
+                                 for (int v = 0; v < 4; ++v) {
+                                     const __m256i bits = load(blk + 16 + 32 * v);
+                                     store(qs + 4 * v * k_gemm_rows, _mm256_and_si256(bits, m4));
+                                     store(qs + (16 + 4 * v) * k_gemm_rows,
+                                           _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4));
+                                 }
+                             });
     }
 };
 
@@ -168,27 +156,12 @@ struct PQ8_0 {
     // The reference's panel (pack-q8_0.cpp) with the scales converted eight at a time: each
     // chunk is already its group's 32 panel bytes.
     static void decode_panel(const uint8_t* groups, int n_rows, int64_t k, uint8_t* panel) {
-        const int64_t n_blocks = k / 32;
-        auto* scale = reinterpret_cast<float*>(panel + k * k_gemm_rows);
-        for (int64_t b = 0; b < n_blocks; ++b) {
-            for (int g = 0; g < 2; ++g) {
-                uint8_t* qs = panel + b * 32 * k_gemm_rows + 32 * g;
-                float* sc = scale + b * k_gemm_rows + k_pack_rows * g;
-                if (g == 1 && n_rows <= k_pack_rows) {
-                    for (int v = 0; v < 8; ++v)
-                        _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + 4 * v * k_gemm_rows),
-                                            _mm256_setzero_si256());
-                    _mm256_storeu_ps(sc, _mm256_setzero_ps());
-                    continue;
-                }
-                const uint8_t* blk = groups + (g * n_blocks + b) * 272;
-                _mm256_storeu_ps(
-                    sc, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk))));
-                for (int v = 0; v < 8; ++v)
-                    _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + 4 * v * k_gemm_rows),
-                                        load(blk + 16 + 32 * v));
-            }
-        }
+        decode_panel_32<272>(groups, n_rows, k, panel,
+                             [](const uint8_t* blk, uint8_t* qs, float* sc) {
+                                 _mm256_storeu_ps(sc, load_f16x8(blk));
+                                 for (int v = 0; v < 8; ++v)
+                                     store(qs + 4 * v * k_gemm_rows, load(blk + 16 + 32 * v));
+                             });
     }
 };
 // Q5_0 (layout in pack-q5_0.cpp): Q4_0's chunks, plus 16 added to the bytes that a fifth-bits
@@ -243,31 +216,16 @@ struct PQ5_0 {
     }
     // The reference's panel (pack-q5_0.cpp), 32 values of 8 rows per vector.
     static void decode_panel(const uint8_t* groups, int n_rows, int64_t k, uint8_t* panel) {
-        const int64_t n_blocks = k / 32;
-        auto* scale = reinterpret_cast<float*>(panel + k * k_gemm_rows);
-        for (int64_t b = 0; b < n_blocks; ++b) {
-            for (int g = 0; g < 2; ++g) {
-                uint8_t* qs = panel + b * 32 * k_gemm_rows + 32 * g;
-                float* sc = scale + b * k_gemm_rows + k_pack_rows * g;
-                if (g == 1 && n_rows <= k_pack_rows) {
-                    for (int v = 0; v < 8; ++v)
-                        _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + 4 * v * k_gemm_rows),
-                                            _mm256_setzero_si256());
-                    _mm256_storeu_ps(sc, _mm256_setzero_ps());
-                    continue;
-                }
-                const uint8_t* blk = groups + (g * n_blocks + b) * 176;
-                _mm256_storeu_ps(
-                    sc, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk))));
-                for (int v = 0; v < 4; ++v) {
-                    __m256i lo, hi;
-                    decode_chunk(blk, v, lo, hi);
-                    _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + 4 * v * k_gemm_rows), lo);
-                    _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + (16 + 4 * v) * k_gemm_rows),
-                                        hi);
-                }
-            }
-        }
+        decode_panel_32<176>(groups, n_rows, k, panel,
+                             [](const uint8_t* blk, uint8_t* qs, float* sc) {
+                                 _mm256_storeu_ps(sc, load_f16x8(blk));
+                                 for (int v = 0; v < 4; ++v) {
+                                     __m256i lo, hi;
+                                     decode_chunk(blk, v, lo, hi);
+                                     store(qs + 4 * v * k_gemm_rows, lo);
+                                     store(qs + (16 + 4 * v) * k_gemm_rows, hi);
+                                 }
+                             });
     }
 };
 #include "packed-q6_k-x86.h"
