@@ -219,12 +219,14 @@ struct Exporter {
             x,
             w.add_initializer(name + ".qweight", OnnxType::uint8, {n_out, q.n_blocks, blob},
                               [&](const auto& sink) { sink(bytes(q.packed)); }),
-            w.add_initializer(name + ".scales", OnnxType::float32, {n_out * q.n_blocks},
+            // Two-dimensional, as ORT's own quantizer writes them (TinyLlama int4 b32 on 2
+            // threads ran 2-4% faster in ORT than with flat [N * n_blocks] scales).
+            w.add_initializer(name + ".scales", OnnxType::float32, {n_out, q.n_blocks},
                               [&](const auto& sink) { sink(bytes(q.scales)); })};
         if (!q.zero_points.empty())
             inputs.push_back(
                 w.add_initializer(name + ".zero_points", OnnxType::uint8,
-                                  {static_cast<int64_t>(q.zero_points.size())},
+                                  {n_out, static_cast<int64_t>(q.zero_points.size()) / n_out},
                                   [&](const auto& sink) { sink(bytes(q.zero_points)); }));
         std::string y = w.node("MatMulNBits", inputs,
                                {{"K", n_in},

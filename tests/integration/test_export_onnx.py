@@ -312,10 +312,18 @@ def test_int4_block_size_and_zero_points(family, extra, exported):
     nodes = [n for n in onnx.load(str(ort_dir / "model.onnx"), load_external_data=False).graph.node
              if n.op_type == "MatMulNBits"]
     assert len(nodes) >= 4
+    dims = {t.name: list(t.dims) for t in
+            onnx.load(str(ort_dir / "model.onnx"), load_external_data=False).graph.initializer}
     for n in nodes:
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
         assert attrs["block_size"] == block
         assert (len(n.input) == 4 and n.input[3] != "") == asymmetric, n.input
+        # The layout ORT's own quantizer writes (its CPU kernel runs flat scales slower).
+        n_blocks = -(-attrs["K"] // block)
+        assert dims[n.input[1]] == [attrs["N"], n_blocks, block * attrs["bits"] // 8]
+        assert dims[n.input[2]] == [attrs["N"], n_blocks]
+        if asymmetric:
+            assert dims[n.input[3]] == [attrs["N"], -(-n_blocks * attrs["bits"] // 8)]
     ids, ref = reference(family)
     got = run_with_cache(session(ort_dir), ids)
     want = run_with_cache(session(exported(family, "standard", "int4", *extra)), ids)

@@ -3,7 +3,7 @@
 //
 //   auto q = quantize_matmul_nbits(w, n_out, n_in, {.bits = 4, .block_size = 32});
 //   // q.packed -> initializer B (uint8, [N, n_blocks, block_size * bits / 8])
-//   // q.scales -> initializer scales ([N * n_blocks]); q.zero_points -> zero_points or none
+//   // q.scales -> initializer scales ([N, n_blocks]); q.zero_points -> zero_points or none
 #pragma once
 
 #include <cstdint>
