@@ -75,6 +75,7 @@ struct PQx_K {
         }
         for (int64_t b = 0; b < k / 256; ++b) {
             const uint8_t* blk = group + b * k_sb_bytes;
+            prefetch_block<NA>(blk, k_sb_bytes);
             __m256i sumi[NA], summ[NA];
             for (int c = 0; c < NA; ++c) {
                 const auto& y = act<quant::BlockQ8_K>(a, as, c, b);

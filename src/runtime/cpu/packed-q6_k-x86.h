@@ -22,6 +22,7 @@ struct PQ6_K {
         for (int c = 0; c < NA; ++c) acc[c] = _mm256_setzero_ps();
         for (int64_t b = 0; b < k / 256; ++b) {
             const uint8_t* blk = group + b * 1680;
+            prefetch_block<NA>(blk, 1680);
             const quant::BlockQ8_K* y[NA];
             __m256i sumi[NA];  // sum of the sub-blocks' scale times dot product
             for (int c = 0; c < NA; ++c) {

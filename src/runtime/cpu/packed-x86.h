@@ -62,6 +62,7 @@ struct PQ4_0 {
         for (int c = 0; c < NA; ++c) acc[c] = _mm256_setzero_ps();
         for (int64_t b = 0; b < k / 32; ++b) {
             const uint8_t* blk = group + b * 144;
+            prefetch_block<NA>(blk, 144);
             const __m256 dw =
                 _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
             __m256i lo[4], hi[4];
@@ -123,6 +124,7 @@ struct PQ8_0 {
         for (int c = 0; c < NA; ++c) acc[c] = _mm256_setzero_ps();
         for (int64_t b = 0; b < k / 32; ++b) {
             const uint8_t* blk = group + b * 272;
+            prefetch_block<NA>(blk, 272);
             const __m256 dw =
                 _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
             const ActBlockQ8* y[NA];
@@ -191,6 +193,7 @@ struct PQ5_0 {
         for (int c = 0; c < NA; ++c) acc[c] = _mm256_setzero_ps();
         for (int64_t b = 0; b < k / 32; ++b) {
             const uint8_t* blk = group + b * 176;
+            prefetch_block<NA>(blk, 176);
             const __m256 dw =
                 _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
             const ActBlockQ8* y[NA];

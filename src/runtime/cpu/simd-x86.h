@@ -15,6 +15,20 @@
 namespace edgeq::cpu {
 namespace {
 
+// Runs over several activation rows do enough work per weight byte that the hardware
+// prefetcher falls behind: they ask for the block k_prefetch_ahead bytes ahead themselves
+// (TinyLlama Q4_0, 4 sequences on 2 threads: 30 -> 25 ms a step; one row gains nothing).
+constexpr int k_prefetch_ahead = 2304;
+
+template <int NA>
+inline void prefetch_block(const uint8_t* block, int bytes) {
+    if constexpr (NA > 1) {
+        for (int at = 0; at < bytes; at += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(block + k_prefetch_ahead + at),
+                         _MM_HINT_T0);
+    }
+}
+
 inline float f16(uint16_t h) {
     return _cvtsh_ss(h);
 }
