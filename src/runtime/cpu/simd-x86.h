@@ -24,8 +24,7 @@ template <int NA>
 inline void prefetch_block(const uint8_t* block, int bytes) {
     if constexpr (NA > 1) {
         for (int at = 0; at < bytes; at += 64)
-            _mm_prefetch(reinterpret_cast<const char*>(block + k_prefetch_ahead + at),
-                         _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(block + k_prefetch_ahead + at), _MM_HINT_T0);
     }
 }
 
