@@ -4,9 +4,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstring>
-#include <cerrno>
 #include <mutex>
 
 #include "edgeq/core/error.h"
@@ -58,7 +58,8 @@ void unregister_temp_file(const std::string& path) {
 void write_file_atomic(const std::string& path, std::string_view content) {
     std::string temp = path + ".tmp-XXXXXX";
     const int fd = ::mkstemp(temp.data());
-    if (fd < 0) fail("{}: cannot create a temporary file beside it: {}", path, std::strerror(errno));
+    if (fd < 0)
+        fail("{}: cannot create a temporary file beside it: {}", path, std::strerror(errno));
     register_temp_file(temp);
     const auto give_up = [&](const char* what) {
         const int saved = errno;
