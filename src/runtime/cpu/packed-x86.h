@@ -73,16 +73,19 @@ struct PQ4_0 {
             }
             for (int c = 0; c < NA; ++c) {
                 const ActBlockQ8& y = act<ActBlockQ8>(a, as, c, b);
-                // Four independent sums: one chain of eight vpdpbusd would wait on its
-                // latency (the integer sums are exact in any order).
-                __m256i s[4];
+                // Independent sums, so that vpdpbusd's latency does not stall: four for one
+                // activation row, two each for several (whose rows interleave). The first
+                // starts from the -8 offset of the codes. Integer sums are exact in any order.
+                constexpr int S = NA == 1 ? 4 : 2;
+                __m256i s[S];
+                s[0] = _mm256_set1_epi32(-8 * y.sum);
+                for (int v = 1; v < S; ++v) s[v] = _mm256_setzero_si256();
                 for (int v = 0; v < 4; ++v) {
-                    s[v] = dot_us(lo[v], bcast4(y.qs + 4 * v));
-                    s[v] = dot_us_add(s[v], hi[v], bcast4(y.qs + 16 + 4 * v));
+                    s[v % S] = dot_us_add(s[v % S], lo[v], bcast4(y.qs + 4 * v));
+                    s[v % S] = dot_us_add(s[v % S], hi[v], bcast4(y.qs + 16 + 4 * v));
                 }
-                const __m256i sum = _mm256_add_epi32(
-                    _mm256_add_epi32(_mm256_add_epi32(s[0], s[1]), _mm256_add_epi32(s[2], s[3])),
-                    _mm256_set1_epi32(-8 * y.sum));
+                __m256i sum = s[0];
+                for (int v = 1; v < S; ++v) sum = _mm256_add_epi32(sum, s[v]);
                 acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum),
                                          _mm256_mul_ps(dw, _mm256_set1_ps(y.d)), acc[c]);
             }
