@@ -25,7 +25,7 @@ namespace {
 // broadcast, added to acc: int32 lanes with VNNI, int16 lanes (pair sums of vpmaddubsw) else.
 inline __m256i pq4k_dot4(__m256i acc, const __m256i* w, const int8_t* y) {
 #if EDGEQ_VNNI
-    for (int v = 0; v < 4; ++v) acc = _mm256_dpbusd_epi32(acc, w[v], bcast4(y + 4 * v));
+    for (int v = 0; v < 4; ++v) acc = dot_us_add_bcast4(acc, w[v], y + 4 * v);
     return acc;
 #else
     const __m256i p0 = _mm256_add_epi16(_mm256_maddubs_epi16(w[0], bcast4(y)),

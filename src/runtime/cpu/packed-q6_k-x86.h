@@ -80,7 +80,7 @@ struct PQ6_K {
                     for (int c = 0; c < NA; ++c) {
                         const int8_t* q = y[c]->qs + 16 * g;
                         __m256i s = _mm256_set1_epi32(corr[c][g]);
-                        for (int v = 0; v < 4; ++v) s = dot_us_add(s, u[h][v], bcast4(q + 4 * v));
+                        for (int v = 0; v < 4; ++v) s = dot_us_add_bcast4(s, u[h][v], q + 4 * v);
                         __m256i& sum = h == 0 ? sumi[c] : sumi_x4[c];
                         sum = _mm256_add_epi32(sum, _mm256_mullo_epi32(s, sc));
                     }

@@ -26,6 +26,20 @@ inline __m256i bcast4(const int8_t* p) {
     return _mm256_set1_epi32(v);
 }
 
+// acc + u (unsigned bytes) times the 4 signed bytes at p in every lane. With VNNI, the
+// broadcast is vpdpbusd's embedded one ({1to8}): the compiler emits a separate vpbroadcastd
+// for each, and the multi-row runs issue as many of those as vpdpbusd.
+inline __m256i dot_us_add_bcast4(__m256i acc, __m256i u, const int8_t* p) {
+#if EDGEQ_VNNI
+    __asm__("vpdpbusd %2%{1to8%}, %1, %0"
+            : "+v"(acc)
+            : "v"(u), "m"(*reinterpret_cast<const int32_t*>(p)));
+    return acc;
+#else
+    return dot_us_add(acc, u, bcast4(p));
+#endif
+}
+
 // Stores the first n_rows lanes of v at out.
 inline void store_rows(__m256 v, float* out, int n_rows) {
     if (n_rows == k_pack_rows) {
@@ -81,8 +95,8 @@ struct PQ4_0 {
                 s[0] = _mm256_set1_epi32(-8 * y.sum);
                 for (int v = 1; v < S; ++v) s[v] = _mm256_setzero_si256();
                 for (int v = 0; v < 4; ++v) {
-                    s[v % S] = dot_us_add(s[v % S], lo[v], bcast4(y.qs + 4 * v));
-                    s[v % S] = dot_us_add(s[v % S], hi[v], bcast4(y.qs + 16 + 4 * v));
+                    s[v % S] = dot_us_add_bcast4(s[v % S], lo[v], y.qs + 4 * v);
+                    s[v % S] = dot_us_add_bcast4(s[v % S], hi[v], y.qs + 16 + 4 * v);
                 }
                 __m256i sum = s[0];
                 for (int v = 1; v < S; ++v) sum = _mm256_add_epi32(sum, s[v]);
@@ -143,7 +157,7 @@ struct PQ8_0 {
             for (int v = 0; v < 8; ++v) {
                 const __m256i u = load(blk + 16 + 32 * v);
 #if EDGEQ_VNNI
-                for (int c = 0; c < NA; ++c) s[c] = dot_us_add(s[c], u, bcast4(y[c]->qs + 4 * v));
+                for (int c = 0; c < NA; ++c) s[c] = dot_us_add_bcast4(s[c], u, y[c]->qs + 4 * v);
 #else
                 const __m256i q = _mm256_xor_si256(u, _mm256_set1_epi8(-128));
                 const __m256i mag = _mm256_abs_epi8(q);
@@ -209,8 +223,8 @@ struct PQ5_0 {
                 __m256i lo, hi;
                 decode_chunk(blk, v, lo, hi);
                 for (int c = 0; c < NA; ++c) {
-                    s[c] = dot_us_add(s[c], lo, bcast4(y[c]->qs + 4 * v));
-                    s[c] = dot_us_add(s[c], hi, bcast4(y[c]->qs + 16 + 4 * v));
+                    s[c] = dot_us_add_bcast4(s[c], lo, y[c]->qs + 4 * v);
+                    s[c] = dot_us_add_bcast4(s[c], hi, y[c]->qs + 16 + 4 * v);
                 }
             }
             for (int c = 0; c < NA; ++c) {
