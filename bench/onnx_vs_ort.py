@@ -21,7 +21,7 @@ Measured:
            forward with an empty cache)
   tg t/s   ONNX Runtime generation: a --prompt token prompt, then --gen greedy steps through
            the KV cache, timed; --runs runs per variant, each in a fresh process (a second
-           session in one process ran ~10% faster than the first, whichever graph it held),
+           session in one process ran 3-10% faster than the first, whichever graph it held),
            interleaved (edgeq first in even runs, ORT first in odd ones), the best of each
            compared (load only slows a run down)
   export   wall time and peak RSS of each `edgeq export` (the child's wait4 rusage, through the
@@ -200,7 +200,7 @@ def timed_in_child(model_dir: Path, ids: list[int], n_gen: int, threads: int, sp
                    prompt_ids: list[int] | None = None) -> dict:
     """One timed run in a fresh process: {"tg": generation t/s after the prompt ids, "pp": prompt
     t/s over prompt_ids when given}. Two sessions in one process are not independent: ORT's
-    session created second ran TinyLlama's int4 graph ~10% faster than the one created first,
+    session created second ran TinyLlama's int4 graph 3-10% faster than the one created first,
     whichever graph it was, so each run loads its own."""
     job = {"dir": str(model_dir), "ids": ids, "gen": n_gen, "threads": threads, "spin": spin,
            "pp_ids": prompt_ids}
