@@ -126,24 +126,25 @@ void Decoder::release_embedding_rows(const int32_t* ids, int32_t n, size_t embd_
     }
 }
 
-// Projections of one input: for one token with every matrix packed for one activation type,
-// one job of the pool (cpu::matmul_shared), the same bits as one project() each. (The loader
-// packs every matrix for the same ISA, and matrices of one input share n_in.)
+// Projections of one input: for a few tokens (below every matrix's GEMM) with every matrix
+// packed for one activation type, one job of the pool (cpu::matmul_shared), the same bits as
+// one project() each. (The loader packs every matrix for the same ISA, and matrices of one
+// input share n_in.)
 void Decoder::project_shared(std::initializer_list<std::pair<const Matrix*, float*>> outs,
                              const float* in, int32_t n) {
     std::array<cpu::PackedProduct, 3> products{};
     int count = 0;
-    bool shared = n == 1 && options.observer == nullptr && outs.size() <= products.size();
+    bool shared = options.observer == nullptr && outs.size() <= products.size();
     for (const auto& [m, y] : outs) {
         const cpu::PackedWeights* p = m->packed.get();
-        shared = shared && p != nullptr &&
+        shared = shared && p != nullptr && !cpu::uses_gemm(*p, n) &&
                  (count == 0 ||
                   cpu::activation_type(p->type()) == cpu::activation_type(products[0].w->type()));
         if (!shared) break;
         products[as_size(count++)] = {p, y};
     }
     if (shared) {
-        cpu::matmul_shared(products.data(), count, in, pool, matmul_scratch);
+        cpu::matmul_shared(products.data(), count, in, n, pool, matmul_scratch);
         return;
     }
     for (const auto& [m, y] : outs) project(*m, in, n, y);

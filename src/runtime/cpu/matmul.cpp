@@ -321,6 +321,13 @@ std::unique_ptr<PackedWeights> pack_weights(GgmlType type, const void* w, int64_
     return packed;
 }
 
+bool uses_gemm(const PackedWeights& w, int64_t m) {
+    const GemmKernel* gemm = w.gemm();
+    if (m <= 1 || gemm == nullptr) return false;
+    const int64_t min_m = w.kernel().gemm_min_m > 0 ? w.kernel().gemm_min_m : gemm->min_m;
+    return m >= min_m;
+}
+
 void matmul(const PackedWeights& w, const float* x, int64_t m, float* y, ThreadPool& pool,
             MatmulScratch& scratch) {
     const int64_t n_out = w.n_out();
@@ -330,11 +337,8 @@ void matmul(const PackedWeights& w, const float* x, int64_t m, float* y, ThreadP
     const size_t a_row = activation_row_size(act, k);
     const uint8_t* a = quantize_rows(w.isa(), act, x, m, k, a_row, pool, scratch);
     const PackedKernel& kernel = w.kernel();
-    const GemmKernel* gemm = w.gemm();
-    const int64_t gemm_min_m = gemm == nullptr         ? 0
-                               : kernel.gemm_min_m > 0 ? kernel.gemm_min_m
-                                                       : gemm->min_m;
-    if (m > 1 && gemm != nullptr && m >= gemm_min_m) {
+    if (uses_gemm(w, m)) {
+        const GemmKernel* gemm = w.gemm();
         static_assert(k_gemm_rows == 2 * k_pack_rows);
         gemm_matmul(*gemm, act, n_out, k, a, a_row, m, y, pool, scratch,
                     [&](int64_t r0, int n_rows, uint8_t* panel) {
@@ -360,9 +364,9 @@ void matmul(const PackedWeights& w, const float* x, int64_t m, float* y, ThreadP
     });
 }
 
-void matmul_shared(const PackedProduct* products, int n_products, const float* x, ThreadPool& pool,
-                   MatmulScratch& scratch) {
-    if (n_products <= 0) return;
+void matmul_shared(const PackedProduct* products, int n_products, const float* x, int64_t m,
+                   ThreadPool& pool, MatmulScratch& scratch) {
+    if (n_products <= 0 || m <= 0) return;
     constexpr int k_max_products = 4;
     if (n_products > k_max_products)
         fail("matmul_shared: {} products, at most {}", n_products, k_max_products);
@@ -375,21 +379,28 @@ void matmul_shared(const PackedProduct* products, int n_products, const float* x
         const PackedWeights& w = *products[i].w;
         if (w.k() != k || w.isa() != first.isa() || activation_type(w.type()) != act)
             fail("matmul_shared: the products do not share k, ISA and activation type");
+        if (uses_gemm(w, m))
+            fail("matmul_shared: {} rows take the GEMM of a {} product", m, dtype(w.type()).name);
         n_groups += w.n_groups();
         ends[i] = n_groups;
     }
     const size_t a_row = activation_row_size(act, k);
-    const uint8_t* a = quantize_rows(first.isa(), act, x, 1, k, a_row, pool, scratch);
+    const uint8_t* a = quantize_rows(first.isa(), act, x, m, k, a_row, pool, scratch);
     const int64_t grain = std::clamp<int64_t>(n_groups / (8 * pool.size()), 1, 16);
     pool.parallel_for(n_groups, grain, [&](int64_t begin, int64_t end, int) {
         int i = 0;
         for (int64_t g = begin; g < end; ++g) {
             while (g >= ends[i]) ++i;
             const PackedWeights& w = *products[i].w;
+            const int64_t n_out = w.n_out();
             const int64_t local = g - (i == 0 ? 0 : ends[i - 1]);
             const int64_t r0 = local * k_pack_rows;
-            const int n_rows = static_cast<int>(std::min<int64_t>(k_pack_rows, w.n_out() - r0));
-            w.kernel().run(k, w.group(local), a, a_row, 1, products[i].y + r0, w.n_out(), n_rows);
+            const int n_rows = static_cast<int>(std::min<int64_t>(k_pack_rows, n_out - r0));
+            for (int64_t r = 0; r < m; r += k_max_acts) {
+                const int n_acts = static_cast<int>(std::min<int64_t>(k_max_acts, m - r));
+                w.kernel().run(k, w.group(local), a + r * a_row, a_row, n_acts,
+                               products[i].y + r * n_out + r0, n_out, n_rows);
+            }
         }
     });
 }

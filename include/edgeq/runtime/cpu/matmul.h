@@ -128,15 +128,20 @@ bool packs(GgmlType type, Isa isa = active_isa());
 // One product of a group that shares its input (see matmul_shared).
 struct PackedProduct {
     const PackedWeights* w;
-    float* y;  // w->n_out() floats
+    float* y;  // m rows of w->n_out() floats
 };
 
-// y_i = x times the transpose of w_i for every product, x one row of k floats: the products
-// a decoder layer takes from one input (queries, keys and values; gate and up) as ONE job of
-// the pool, the input quantized once. Each y_i is what matmul(*w_i, x, 1, y_i) gives, bit for
-// bit. The weights must share k, the ISA and the activation type.
-void matmul_shared(const PackedProduct* products, int n_products, const float* x, ThreadPool& pool,
-                   MatmulScratch& scratch);
+// Whether matmul(w, x, m, ...) takes the GEMM (a panel per chunk of rows) rather than the runs
+// over each group's blocks.
+bool uses_gemm(const PackedWeights& w, int64_t m);
+
+// y_i = x times the transpose of w_i for every product, x m rows of k floats, y_i m rows of
+// w_i->n_out() floats: the products a decoder layer takes from one input (queries, keys and
+// values; gate and up) as ONE job of the pool, the input quantized once. Each y_i is what
+// matmul(*w_i, x, m, y_i) gives, bit for bit. The weights must share k, the ISA and the
+// activation type, and m must be below every product's GEMM (uses_gemm false).
+void matmul_shared(const PackedProduct* products, int n_products, const float* x, int64_t m,
+                   ThreadPool& pool, MatmulScratch& scratch);
 
 // y = x times the transpose of the packed weights, as matmul above (m rows of k floats in, m
 // rows of n_out floats out), on the ISA the weights were packed for.

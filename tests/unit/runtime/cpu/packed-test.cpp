@@ -347,7 +347,8 @@ TEST(PackedQ6_KTest, ExtremeBlocksMatchTheRowReference) {
 }
 
 // Products sharing one input in one job: each output is the separate matmul's, bit for bit,
-// across types of one activation format, odd row counts and thread counts.
+// across types of one activation format, odd row counts, every activation row count below
+// the GEMM, and thread counts.
 TEST(PackedWeightsTest, SharedInputProductsEqualSeparateOnes) {
     testing::Random random;
     SCOPED_TRACE(random.trace());
@@ -368,19 +369,39 @@ TEST(PackedWeightsTest, SharedInputProductsEqualSeparateOnes) {
                     pack_weights(types[i], rows.back().data(), n_outs[i], k, pool, isa));
                 ASSERT_NE(packed.back(), nullptr);
             }
-            const std::vector<float> x = random.normal(static_cast<size_t>(k), 2.0f);
-            std::vector<std::vector<float>> shared(types.size()), alone(types.size());
-            std::vector<PackedProduct> products;
-            for (size_t i = 0; i < types.size(); ++i) {
-                shared[i].assign(static_cast<size_t>(n_outs[i]), NAN);
-                alone[i].assign(static_cast<size_t>(n_outs[i]), NAN);
-                products.push_back({packed[i].get(), shared[i].data()});
-                matmul(*packed[i], x.data(), 1, alone[i].data(), pool, scratch);
+            int64_t max_m = 1;
+            for (int64_t m = 2; m <= 40; ++m) {
+                bool gemm = false;
+                for (const auto& w : packed) gemm = gemm || uses_gemm(*w, m);
+                if (gemm) break;
+                max_m = m;
             }
-            matmul_shared(products.data(), static_cast<int>(products.size()), x.data(), pool,
-                          scratch);
-            for (size_t i = 0; i < types.size(); ++i)
-                EXPECT_EQ(shared[i], alone[i]) << isa_name(isa) << " product " << i;
+            for (int64_t m = 1; m <= max_m; ++m) {
+                const std::vector<float> x = random.normal(static_cast<size_t>(m * k), 2.0f);
+                std::vector<std::vector<float>> shared(types.size()), alone(types.size());
+                std::vector<PackedProduct> products;
+                for (size_t i = 0; i < types.size(); ++i) {
+                    shared[i].assign(static_cast<size_t>(m * n_outs[i]), NAN);
+                    alone[i].assign(static_cast<size_t>(m * n_outs[i]), NAN);
+                    products.push_back({packed[i].get(), shared[i].data()});
+                    matmul(*packed[i], x.data(), m, alone[i].data(), pool, scratch);
+                }
+                matmul_shared(products.data(), static_cast<int>(products.size()), x.data(), m, pool,
+                              scratch);
+                for (size_t i = 0; i < types.size(); ++i)
+                    EXPECT_EQ(shared[i], alone[i])
+                        << isa_name(isa) << " product " << i << " m " << m;
+            }
+            // Rows enough for a product's GEMM are refused (that product is not a run).
+            if (max_m < 40) {
+                std::vector<float> x(static_cast<size_t>((max_m + 1) * k), 1.0f);
+                std::vector<float> y(static_cast<size_t>((max_m + 1) * 61));
+                std::vector<PackedProduct> products;
+                for (const auto& w : packed) products.push_back({w.get(), y.data()});
+                EXPECT_THROW(matmul_shared(products.data(), static_cast<int>(products.size()),
+                                           x.data(), max_m + 1, pool, scratch),
+                             Error);
+            }
         }
         // Products that do not share k or the activation format are refused.
         const std::vector<uint8_t> a = random_weights(random, GgmlType::Q4_K, 8, 256);
@@ -392,8 +413,8 @@ TEST(PackedWeightsTest, SharedInputProductsEqualSeparateOnes) {
         std::vector<float> x(512, 1.0f), y1(8), y2(8);
         const PackedProduct ab[] = {{pa.get(), y1.data()}, {pb.get(), y2.data()}};
         const PackedProduct ac[] = {{pa.get(), y1.data()}, {pc.get(), y2.data()}};
-        EXPECT_THROW(matmul_shared(ab, 2, x.data(), pool, scratch), Error);
-        EXPECT_THROW(matmul_shared(ac, 2, x.data(), pool, scratch), Error);
+        EXPECT_THROW(matmul_shared(ab, 2, x.data(), 1, pool, scratch), Error);
+        EXPECT_THROW(matmul_shared(ac, 2, x.data(), 1, pool, scratch), Error);
     }
 }
 
