@@ -275,11 +275,18 @@ void packed_run(int64_t k, const uint8_t* group, const uint8_t* a, size_t as, in
 //   Q4_0  0.93 0.77 0.92 | 1.08 1.35 1.04     Q5_0  1.05 0.96 1.01 | 0.99 1.08 1.08
 //   Q8_0  0.96 0.91 0.83 | 1.03 1.06 0.90     Q4_K  0.99 0.97 0.97 | 1.03 1.00 1.01
 //   Q5_K  noisy 1.03 1.02 | noisy 1.09 1.08
+// Those shapes stay in L3. In a whole model, whose weights come from memory, run holds out far
+// longer for Q4_0 and Q4_K: TinyLlama 1.1B, a decoding step of m sequences (BatchSession, 2
+// threads, best of 2-3), ms with the GEMM from min_m 7 / 16 against run:
+//   Q4_0    m=8 64.6 / 44.4   m=12 74.8 / 57.0   m=16 88.9 / 74.4   m=24 114 / 105
+//           m=32 140 / 135    m=48 194 / 200
+//   Q4_K_M  m=16 95.5 / 84.1  m=24 123 / 111
+// (Q8_0 at m=8: 55.9 / 58.7, no gain), so both take the GEMM from 32 rows.
 // Without VNNI the GEMM's vpmaddubsw + vpmaddwd per chunk cost what run's do, and run stays
 // ahead at every m for Q4_0 (0.88-0.98 up to 512 rows), Q4_K and Q5_K (0.8-1.0, noisier);
 // Q5_0 crosses at 11 (0.96 0.98 1.00 | 1.02 1.02 1.06); Q8_0 has no AVX2 GEMM.
 #if EDGEQ_VNNI
-constexpr int64_t k_min_m_q4_0 = 7, k_min_m_q5_0 = 8, k_min_m_q8_0 = 10, k_min_m_q4_k = 16,
+constexpr int64_t k_min_m_q4_0 = 32, k_min_m_q5_0 = 8, k_min_m_q8_0 = 10, k_min_m_q4_k = 32,
                   k_min_m_q5_k = 12;
 #else
 constexpr int64_t k_min_m_q4_0 = k_gemm_never, k_min_m_q5_0 = 11, k_min_m_q8_0 = 0,
