@@ -6,8 +6,9 @@ stream count; for each count of parallel streams (1, 2, 4, 8 by default) N clien
 for a completion of --tokens tokens (greedy, ignore_eos, distinct short prompts) at once, and
 the aggregate speed is all generated tokens over the wall time from the first request to the
 last reply (the prompts, about 8 tokens each, are included). Runs are interleaved (edgeq,
-llama.cpp, edgeq, ...) and the best of --reps is kept. Prints a table with the ratios and the
-scaling over one stream, and writes JSON with --json.
+llama.cpp, edgeq, ...; each repetition runs every stream count) and the best of --reps is kept.
+Prints a table with the ratios and the scaling over one stream (best against best), the
+scaling within each repetition (median and range), and writes JSON with --json.
 
 llama-server: --llama-server PATH or LLAMA_SERVER; otherwise LLAMA_CPP_BIN (default
 /tmp/llama/build/bin) is searched for llama-server, or for libllama-server-impl.so, over
@@ -174,10 +175,17 @@ def main():
         for s in servers:  # warm-up
             aggregate(s, 1, 8)
         best = {s.name: {} for s in servers}
-        for n in streams:
-            for _ in range(args.reps):
+        runs = {s.name: [] for s in servers}  # per repetition: {streams: tok/s}
+        # Each repetition runs every stream count, so that the scaling over one stream is also
+        # measured within minutes of itself (this machine's memory bandwidth varies over minutes,
+        # and one stream depends on it more than several do).
+        for _ in range(args.reps):
+            for s in servers:
+                runs[s.name].append({})
+            for n in streams:
                 for s in servers:
                     speed = aggregate(s, n, args.tokens)
+                    runs[s.name][-1][n] = speed
                     best[s.name][n] = max(best[s.name].get(n, 0.0), speed)
     finally:
         for s in servers:
@@ -199,10 +207,19 @@ def main():
         if len(names) == 2:
             row += f" | {best['edgeq'][n] / best['llama.cpp'][n]:.2f}"
         print(row + " |")
+    scaling = {}
+    for m in names:
+        scaling[m] = {}
+        for n in streams[1:]:
+            ratios = sorted(r[n] / r[streams[0]] for r in runs[m])
+            scaling[m][n] = ratios
+            print(f"{m}, {n} streams over {streams[0]} within each repetition: "
+                  f"median {ratios[len(ratios) // 2]:.2f}, range {ratios[0]:.2f}-{ratios[-1]:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps({"model": str(model), "threads": args.threads, "tokens": args.tokens,
                                                "cpu": cpu_name(), "load": [load_before, load_after],
-                                               "tokens_per_s": best}, indent=1))
+                                               "tokens_per_s": best, "runs": runs, "scaling": scaling},
+                                              indent=1))
 
 
 if __name__ == "__main__":
