@@ -330,38 +330,20 @@ bool uses_gemm(const PackedWeights& w, int64_t m) {
 
 void matmul(const PackedWeights& w, const float* x, int64_t m, float* y, ThreadPool& pool,
             MatmulScratch& scratch) {
-    const int64_t n_out = w.n_out();
-    const int64_t k = w.k();
     if (m <= 0) return;
+    if (!uses_gemm(w, m)) {
+        const PackedProduct product{&w, y};
+        return matmul_shared(&product, 1, x, m, pool, scratch);
+    }
+    const int64_t k = w.k();
     const GgmlType act = activation_type(w.type());
     const size_t a_row = activation_row_size(act, k);
     const uint8_t* a = quantize_rows(w.isa(), act, x, m, k, a_row, pool, scratch);
-    const PackedKernel& kernel = w.kernel();
-    if (uses_gemm(w, m)) {
-        const GemmKernel* gemm = w.gemm();
-        static_assert(k_gemm_rows == 2 * k_pack_rows);
-        gemm_matmul(*gemm, act, n_out, k, a, a_row, m, y, pool, scratch,
-                    [&](int64_t r0, int n_rows, uint8_t* panel) {
-                        kernel.decode_panel(w.group(r0 / k_pack_rows), n_rows, k, panel);
-                    });
-        return;
-    }
-    const int64_t n_groups = w.n_groups();
-    const int64_t n_threads = pool.size();
-    // Generation: each group read once, in chunks small enough that every thread gets several.
-    // A few rows: each group's blocks decoded once for up to k_max_acts activation rows.
-    const int64_t grain = std::clamp<int64_t>(n_groups / (8 * n_threads), 1, 16);
-    pool.parallel_for(n_groups, grain, [&](int64_t begin, int64_t end, int) {
-        for (int64_t g = begin; g < end; ++g) {
-            const int64_t r0 = g * k_pack_rows;
-            const int n_rows = static_cast<int>(std::min<int64_t>(k_pack_rows, n_out - r0));
-            for (int64_t i = 0; i < m; i += k_max_acts) {
-                const int n_acts = static_cast<int>(std::min<int64_t>(k_max_acts, m - i));
-                kernel.run(k, w.group(g), a + i * a_row, a_row, n_acts, y + i * n_out + r0, n_out,
-                           n_rows);
-            }
-        }
-    });
+    static_assert(k_gemm_rows == 2 * k_pack_rows);
+    gemm_matmul(*w.gemm(), act, w.n_out(), k, a, a_row, m, y, pool, scratch,
+                [&](int64_t r0, int n_rows, uint8_t* panel) {
+                    w.kernel().decode_panel(w.group(r0 / k_pack_rows), n_rows, k, panel);
+                });
 }
 
 void matmul_shared(const PackedProduct* products, int n_products, const float* x, int64_t m,
@@ -386,6 +368,8 @@ void matmul_shared(const PackedProduct* products, int n_products, const float* x
     }
     const size_t a_row = activation_row_size(act, k);
     const uint8_t* a = quantize_rows(first.isa(), act, x, m, k, a_row, pool, scratch);
+    // Each group read once, in chunks small enough that every thread gets several; its blocks
+    // decoded once for up to k_max_acts activation rows.
     const int64_t grain = std::clamp<int64_t>(n_groups / (8 * pool.size()), 1, 16);
     pool.parallel_for(n_groups, grain, [&](int64_t begin, int64_t end, int) {
         int i = 0;
