@@ -122,21 +122,29 @@ bool repack_enabled() {
 // Packs one matrix for the active ISA's kernels, if it has a packed layout for the type, and
 // gives the file's pages of its rows back as it goes (they are paged in again if read: the
 // token embedding's rows, when the output is tied to it).
-void pack(Matrix& m, ThreadPool& pool) {
+void pack(Matrix& m, ThreadPool& pool, const std::shared_ptr<cpu::PackedArena>& arena) {
     if (m.data == nullptr || m.packed != nullptr) return;
     m.packed = cpu::pack_weights(m.type, m.data, m.n_out, m.n_in, pool, active_isa(),
-                                 cpu::PackSource::file_mapping);
+                                 cpu::PackSource::file_mapping, arena);
 }
 
-// Every projection, one at a time.
+// Every projection, one at a time, in the order a forward pass reads them, into one arena
+// (huge pages, and each matrix right after the one read before it).
 void pack_weights(ModelWeights& w) {
     if (!repack_enabled()) return;
-    ThreadPool pool(std::min(ThreadPool::hardware_threads(), 8));
+    std::vector<Matrix*> order;
     for (LayerWeights& l : w.layers) {
         for (Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wqkv, &l.wo, &l.gate, &l.up, &l.down})
-            pack(*m, pool);
+            order.push_back(m);
     }
-    pack(w.output, pool);
+    order.push_back(&w.output);
+    size_t total = 0;
+    for (const Matrix* m : order)
+        if (m->data != nullptr) total += cpu::packed_bytes(m->type, m->n_out, m->n_in);
+    if (total == 0) return;
+    const auto arena = cpu::PackedArena::create(total);
+    ThreadPool pool(std::min(ThreadPool::hardware_threads(), 8));
+    for (Matrix* m : order) pack(*m, pool, arena);
     w.embd_rows_released = w.output.packed != nullptr && w.output.data == w.token_embd.data;
 }
 

@@ -5,10 +5,8 @@
 #include "edgeq/runtime/cpu/matmul.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
-
-#include <sys/mman.h>
+#include <utility>
 
 #include "../../quant/blocks.h"
 #include "edgeq/core/error.h"
@@ -238,24 +236,9 @@ void matmul(GgmlType type, const void* w, int64_t n_out, int64_t k, const float*
 
 // ---- packed weights ----------------------------------------------------------------------------
 
-namespace {
-
-// Anonymous memory in transparent huge pages where the kernel gives them (2 MiB pages: a
-// 600 MB model faults in 300 pages instead of 150,000, and generation misses the TLB less).
-uint8_t* map_packed(size_t bytes) {
-    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        fail("pack_weights: cannot allocate {} bytes: {}", bytes, std::strerror(errno));
-#ifdef MADV_HUGEPAGE
-    if (bytes >= (size_t{2} << 20)) madvise(p, bytes, MADV_HUGEPAGE);  // a hint; may be refused
-#endif
-    return static_cast<uint8_t*>(p);
-}
-
-}  // namespace
-
 PackedWeights::PackedWeights(GgmlType type, int64_t n_out, int64_t k, Isa isa,
-                             const PackedKernel& kernel, const GemmKernel* gemm)
+                             const PackedKernel& kernel, const GemmKernel* gemm, uint8_t* data,
+                             std::shared_ptr<const void> owner)
     : type_(type),
       n_out_(n_out),
       k_(k),
@@ -263,19 +246,24 @@ PackedWeights::PackedWeights(GgmlType type, int64_t n_out, int64_t k, Isa isa,
       kernel_(&kernel),
       gemm_(gemm),
       group_bytes_(kernel.group_bytes(k)),
-      data_(map_packed(bytes()), Free{bytes()}) {}
-
-void PackedWeights::Free::operator()(uint8_t* p) const {
-    munmap(p, bytes);
-}
+      data_(data),
+      owner_(std::move(owner)) {}
 
 bool packs(GgmlType type, Isa isa) {
     return isa_available(isa) && isa != Isa::scalar &&
            pick_type(isa, &KernelTable::packed, type) != nullptr;
 }
 
+size_t packed_bytes(GgmlType type, int64_t n_out, int64_t k, Isa isa) {
+    if (!packs(type, isa) || n_out <= 0 || k <= 0) return 0;
+    const PackedKernel* kernel = pick_type(isa, &KernelTable::packed, type);
+    const size_t bytes = kernel->group_bytes(k) * static_cast<size_t>((n_out + 7) / k_pack_rows);
+    return (bytes + PackedArena::k_align - 1) / PackedArena::k_align * PackedArena::k_align;
+}
+
 std::unique_ptr<PackedWeights> pack_weights(GgmlType type, const void* w, int64_t n_out, int64_t k,
-                                            ThreadPool& pool, Isa isa, PackSource source) {
+                                            ThreadPool& pool, Isa isa, PackSource source,
+                                            const std::shared_ptr<PackedArena>& arena) {
     if (!packs(type, isa) || n_out <= 0) return nullptr;
     const PackedKernel* kernel = pick_type(isa, &KernelTable::packed, type);
     const DType& t = dtype(type);
@@ -283,7 +271,10 @@ std::unique_ptr<PackedWeights> pack_weights(GgmlType type, const void* w, int64_
         fail("pack_weights: rows of {} values are not whole {} blocks", k, t.name);
     const GemmKernel* gemm = pick_type(isa, &KernelTable::gemm, type);
     if (kernel->decode_panel == nullptr) gemm = nullptr;  // no panels from the packed copy
-    auto packed = std::make_unique<PackedWeights>(type, n_out, k, isa, *kernel, gemm);
+    const size_t bytes = packed_bytes(type, n_out, k, isa);
+    const std::shared_ptr<PackedArena> from = arena ? arena : PackedArena::create(bytes);
+    auto packed = std::make_unique<PackedWeights>(type, n_out, k, isa, *kernel, gemm,
+                                                  from->take(bytes), from);
     const auto* wb = static_cast<const uint8_t*>(w);
     const size_t w_row = row_size(type, k);
     const int64_t n_groups = packed->n_groups();

@@ -71,6 +71,38 @@ void matmul(GgmlType type, const void* w, int64_t n_out, int64_t k, const float*
 struct PackedKernel;  // src/runtime/cpu/packed.h
 struct GemmKernel;    // src/runtime/cpu/gemm.h
 
+// Memory for packed weights: one anonymous mapping whose start is aligned to 2 MiB, backed by
+// transparent huge pages where the kernel gives them, handed out in order. A model's packed
+// copies share one arena so that all but its last partial 2 MiB sit in huge pages: a mapping
+// per matrix leaves each one's unaligned ends, and every matrix under 2 MiB, in 4 KiB pages,
+// whose TLB misses hold back the prefetches that stream the weights.
+//
+//   auto arena = cpu::PackedArena::create(total);      // total: the sum of packed_bytes()
+//   auto packed = cpu::pack_weights(type, w, n_out, k, pool, isa, source, arena);
+class PackedArena {
+  public:
+    // An arena of `capacity` bytes (each take() rounds up to k_align of them).
+    static std::shared_ptr<PackedArena> create(size_t capacity);
+    ~PackedArena();
+    PackedArena(const PackedArena&) = delete;
+    PackedArena& operator=(const PackedArena&) = delete;
+
+    // The next `bytes` bytes, k_align-aligned; throws an Error past the capacity.
+    uint8_t* take(size_t bytes);
+    size_t capacity() const { return capacity_; }
+    size_t used() const { return used_; }
+
+    static constexpr size_t k_align = 64;
+
+  private:
+    PackedArena(uint8_t* base, size_t mapped, size_t capacity)
+        : base_(base), mapped_(mapped), capacity_(capacity) {}
+    uint8_t* base_;
+    size_t mapped_;
+    size_t capacity_;
+    size_t used_ = 0;
+};
+
 // Weights rearranged once, at load, for one ISA's kernels: groups of 8 rows interleaved block
 // by block (src/runtime/cpu/packed.h), about as many bytes as the rows. Generation then reads
 // each group with one vector per four values of all 8 rows; prompt processing decodes its
@@ -80,8 +112,9 @@ struct GemmKernel;    // src/runtime/cpu/gemm.h
 //   if (packed) cpu::matmul(*packed, x, m, y, pool, scratch);
 class PackedWeights {
   public:
+    // The groups live at `data` (bytes() of them, in memory that `owner` keeps alive).
     PackedWeights(GgmlType type, int64_t n_out, int64_t k, Isa isa, const PackedKernel& kernel,
-                  const GemmKernel* gemm);
+                  const GemmKernel* gemm, uint8_t* data, std::shared_ptr<const void> owner);
     GgmlType type() const { return type_; }
     int64_t n_out() const { return n_out_; }
     int64_t k() const { return k_; }
@@ -89,18 +122,12 @@ class PackedWeights {
     size_t bytes() const { return group_bytes_ * static_cast<size_t>(n_groups()); }
     int64_t n_groups() const { return (n_out_ + 7) / 8; }
     size_t group_bytes() const { return group_bytes_; }
-    const uint8_t* group(int64_t g) const {
-        return data_.get() + static_cast<size_t>(g) * group_bytes_;
-    }
-    uint8_t* group(int64_t g) { return data_.get() + static_cast<size_t>(g) * group_bytes_; }
+    const uint8_t* group(int64_t g) const { return data_ + static_cast<size_t>(g) * group_bytes_; }
+    uint8_t* group(int64_t g) { return data_ + static_cast<size_t>(g) * group_bytes_; }
     const PackedKernel& kernel() const { return *kernel_; }
     const GemmKernel* gemm() const { return gemm_; }
 
   private:
-    struct Free {
-        size_t bytes;
-        void operator()(uint8_t* p) const;
-    };
     GgmlType type_;
     int64_t n_out_;
     int64_t k_;
@@ -108,7 +135,8 @@ class PackedWeights {
     const PackedKernel* kernel_;
     const GemmKernel* gemm_;
     size_t group_bytes_;
-    std::unique_ptr<uint8_t, Free> data_;
+    uint8_t* data_;
+    std::shared_ptr<const void> owner_;
 };
 
 // Where pack_weights' rows are: plain memory, or a read-only file mapping whose pages may be
@@ -117,13 +145,19 @@ enum class PackSource { memory, file_mapping };
 
 // The packed copy of n_out rows of k values of `type` (row r at w + r * row_size(type, k)),
 // for the kernels of `isa`; null where that ISA has no packed layout for the type (the
-// scalar ISA has none). Packing is spread over the pool.
+// scalar ISA has none). Packing is spread over the pool. The copy is taken from `arena`, or
+// from an arena of its own when none is given.
 std::unique_ptr<PackedWeights> pack_weights(GgmlType type, const void* w, int64_t n_out, int64_t k,
                                             ThreadPool& pool, Isa isa = active_isa(),
-                                            PackSource source = PackSource::memory);
+                                            PackSource source = PackSource::memory,
+                                            const std::shared_ptr<PackedArena>& arena = nullptr);
 
 // Whether pack_weights packs `type` for `isa`.
 bool packs(GgmlType type, Isa isa = active_isa());
+
+// The arena bytes that pack_weights takes for such a matrix (a multiple of
+// PackedArena::k_align), or 0 where it does not pack it.
+size_t packed_bytes(GgmlType type, int64_t n_out, int64_t k, Isa isa = active_isa());
 
 // One product of a group that shares its input (see matmul_shared).
 struct PackedProduct {
