@@ -16,15 +16,23 @@ namespace edgeq::cpu {
 namespace {
 
 // Runs over several activation rows do enough work per weight byte that the hardware
-// prefetcher falls behind: they ask for the block k_prefetch_ahead bytes ahead themselves
-// (TinyLlama Q4_0, 4 sequences on 2 threads: 30 -> 25 ms a step; one row gains nothing).
-constexpr int k_prefetch_ahead = 2304;
+// prefetcher falls behind: they ask for the weights k_prefetch_ahead bytes ahead themselves,
+// into L2 (prefetcht1), not L1: weight lines prefetched into L1 evicted the activation rows,
+// which runs re-read for every group of 8 weight rows (28 KB for 4 rows of 5632 values). Zen 4,
+// one thread streaming 75 MB, TSC cycles per block of 8 rows x 32 values, 4 activation rows:
+//   Q4_0 k 5632: L1 2304 ahead 27.4, L2 9216 ahead 20.3 (20.3 at k 2048; 18.5 all in L2)
+//   Q8_0 k 2048: 38.0 -> 23.9; Q6_K 35.6 -> 25.9; Q4_K k 5632 27.8 -> 18.5; Q5_0 27.7 -> 24.3
+// and 2 activation rows cost little more than one (Q4_K 12.4 against 11.6). The distance was
+// the best of 2304..18432 bytes (6912..13824 within noise). One row gains nothing (on 2
+// threads it loses: 15.0 -> 16.9 ms a token for TinyLlama's layers): the hardware prefetcher
+// keeps up with it alone.
+constexpr int k_prefetch_ahead = 9216;
 
 template <int NA>
 inline void prefetch_block(const uint8_t* block, int bytes) {
     if constexpr (NA > 1) {
         for (int at = 0; at < bytes; at += 64)
-            _mm_prefetch(reinterpret_cast<const char*>(block + k_prefetch_ahead + at), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(block + k_prefetch_ahead + at), _MM_HINT_T1);
     }
 }
 
