@@ -43,9 +43,19 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::run_chunks(int thread) {
     for (;;) {
         if (failed_.load(std::memory_order_relaxed)) return;
-        const int64_t begin = next_.fetch_add(job_grain_, std::memory_order_relaxed);
-        if (begin >= job_n_) return;
-        const int64_t end = std::min(job_n_, begin + job_grain_);
+        int64_t begin = 0, end = 0;
+        if (job_guided_) {
+            begin = next_.load(std::memory_order_relaxed);
+            do {
+                if (begin >= job_n_) return;
+                const int64_t share = (job_n_ - begin) / (2 * int64_t{n_threads_});
+                end = std::min(job_n_, begin + std::max(job_grain_, share));
+            } while (!next_.compare_exchange_weak(begin, end, std::memory_order_relaxed));
+        } else {
+            begin = next_.fetch_add(job_grain_, std::memory_order_relaxed);
+            if (begin >= job_n_) return;
+            end = std::min(job_n_, begin + job_grain_);
+        }
         try {
             job_(begin, end, thread);
         } catch (...) {
@@ -79,7 +89,7 @@ void ThreadPool::worker_main(int thread) {
     }
 }
 
-void ThreadPool::run(Job fn, int64_t n, int64_t grain) {
+void ThreadPool::run(Job fn, int64_t n, int64_t grain, bool guided) {
     if (n <= 0) return;
     grain = std::max<int64_t>(1, grain);
     if (n_threads_ == 1 || n <= grain) {
@@ -89,6 +99,7 @@ void ThreadPool::run(Job fn, int64_t n, int64_t grain) {
     job_ = fn;
     job_n_ = n;
     job_grain_ = grain;
+    job_guided_ = guided;
     next_.store(0, std::memory_order_relaxed);
     failed_.store(false, std::memory_order_relaxed);
     n_busy_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);

@@ -35,12 +35,16 @@ class ThreadPool {
     // The callable is referred to, not copied: nothing is allocated, whatever it captures.
     template <typename Fn>
     void parallel_for(int64_t n, int64_t grain, Fn&& fn) {
-        using F = std::remove_reference_t<Fn>;
-        run({[](const void* f, int64_t begin, int64_t end, int thread) {
-                 (*static_cast<F*>(const_cast<void*>(f)))(begin, end, thread);
-             },
-             &fn},
-            n, grain);
+        run(job_of(fn), n, grain, false);
+    }
+
+    // As parallel_for, with chunks that start large (half of what is left, shared among the
+    // threads) and shrink to `min_grain`: each thread works through long contiguous runs of
+    // the range, as streaming weights from memory wants, while the last, small chunks still
+    // even out threads that run at different speeds.
+    template <typename Fn>
+    void parallel_for_guided(int64_t n, int64_t min_grain, Fn&& fn) {
+        run(job_of(fn), n, min_grain, true);
     }
 
     static int hardware_threads();
@@ -54,7 +58,14 @@ class ThreadPool {
             call(fn, begin, end, thread);
         }
     };
-    void run(Job job, int64_t n, int64_t grain);
+    template <typename Fn>
+    static Job job_of(Fn& fn) {
+        return {[](const void* f, int64_t begin, int64_t end, int thread) {
+                    (*static_cast<Fn*>(const_cast<void*>(f)))(begin, end, thread);
+                },
+                &fn};
+    }
+    void run(Job job, int64_t n, int64_t grain, bool guided);
     void worker_main(int thread);
     void run_chunks(int thread);
 
@@ -71,6 +82,7 @@ class ThreadPool {
     Job job_{};
     int64_t job_n_ = 0;
     int64_t job_grain_ = 1;
+    bool job_guided_ = false;
     std::atomic<int64_t> next_{0};  // the next chunk's first index
     std::atomic<bool> failed_{false};
     std::exception_ptr error_;  // guarded by mutex_

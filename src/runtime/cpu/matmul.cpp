@@ -359,10 +359,13 @@ void matmul_shared(const PackedProduct* products, int n_products, const float* x
     }
     const size_t a_row = activation_row_size(act, k);
     const uint8_t* a = quantize_rows(first.isa(), act, x, m, k, a_row, pool, scratch);
-    // Each group read once, in chunks small enough that every thread gets several; its blocks
-    // decoded once for up to k_max_acts activation rows.
-    const int64_t grain = std::clamp<int64_t>(n_groups / (8 * pool.size()), 1, 16);
-    pool.parallel_for(n_groups, grain, [&](int64_t begin, int64_t end, int) {
+    // Each group read once, its blocks decoded once for up to k_max_acts activation rows. The
+    // chunks start large, so that each thread streams long runs of the weights (every chunk's
+    // first blocks are not prefetched, and a chunk's last prefetches land in another thread's
+    // chunk), and shrink to k_min_groups to even out the threads at the end. TinyLlama Q4_0's
+    // layers, 4 activation rows, 2 threads: 17.4 ms (chunks of at most 16 groups) -> 16.2 ms.
+    constexpr int64_t k_min_groups = 4;
+    pool.parallel_for_guided(n_groups, k_min_groups, [&](int64_t begin, int64_t end, int) {
         int i = 0;
         for (int64_t g = begin; g < end; ++g) {
             while (g >= ends[i]) ++i;

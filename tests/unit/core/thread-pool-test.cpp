@@ -1,6 +1,8 @@
 // ThreadPool::parallel_for: every index exactly once, in chunks of at most `grain`, with
 // thread indices below size(); exceptions reach the caller and leave the pool usable; many
-// jobs in a row; pools created and destroyed idle.
+// jobs in a row; pools created and destroyed idle. parallel_for_guided: every index exactly
+// once, in chunks that are a share of what was left and never below the minimum grain but at
+// the very end.
 #include "edgeq/core/thread-pool.h"
 
 #include <gtest/gtest.h>
@@ -110,6 +112,61 @@ TEST(ThreadPool, UsesSeveralThreadsWhenWorkIsLong) {
     EXPECT_EQ(started.load(), 64);
 }
 
+// One guided job: each index once; each chunk, in the order of its first index, as long as
+// the pool's rule allows (the larger of min_grain and what is left / (2 * threads), cut at n).
+void expect_guided_cover(ThreadPool& pool, int64_t n, int64_t min_grain) {
+    SCOPED_TRACE("guided, threads " + std::to_string(pool.size()) + " n " + std::to_string(n) +
+                 " min grain " + std::to_string(min_grain));
+    std::vector<std::atomic<int>> visits(static_cast<size_t>(std::max<int64_t>(n, 0)));
+    std::vector<std::atomic<int64_t>> chunk_end(static_cast<size_t>(std::max<int64_t>(n, 0)));
+    std::atomic<int> bad{0};
+    pool.parallel_for_guided(n, min_grain, [&](int64_t begin, int64_t end, int thread) {
+        if (begin < 0 || end > n || begin >= end || thread < 0 || thread >= pool.size()) {
+            bad.fetch_add(1);
+            return;
+        }
+        chunk_end[static_cast<size_t>(begin)].store(end);
+        for (int64_t i = begin; i < end; ++i) visits[static_cast<size_t>(i)].fetch_add(1);
+    });
+    EXPECT_EQ(bad.load(), 0);
+    for (int64_t i = 0; i < n; ++i) {
+        ASSERT_EQ(visits[static_cast<size_t>(i)].load(), 1) << "index " << i;
+    }
+    const int64_t g = std::max<int64_t>(1, min_grain);
+    // One thread, or work within one chunk: the caller runs chunks of the minimum grain.
+    const bool plain = pool.size() == 1 || n <= g;
+    int64_t chunks = 0;
+    for (int64_t begin = 0; begin < n; ++chunks) {
+        const int64_t end = chunk_end[static_cast<size_t>(begin)].load();
+        ASSERT_GT(end, begin) << "no chunk starts at " << begin;
+        const int64_t share = plain ? g : std::max(g, (n - begin) / (2 * int64_t{pool.size()}));
+        EXPECT_EQ(end, std::min(n, begin + share)) << "chunk at " << begin;
+        begin = end;
+    }
+    // Shares of what is left: about 2 T ln(n / g) chunks, far fewer than n / g.
+    const int64_t t = pool.size();
+    if (!plain && n >= 256 * g * t) {
+        EXPECT_LT(chunks, n / g / 4);
+    }
+}
+
+TEST(ThreadPool, GuidedCoversEveryIndexInShrinkingChunks) {
+    testing::Random random;
+    SCOPED_TRACE(random.trace());
+    for (int threads = 1; threads <= 8; ++threads) {
+        ThreadPool pool(threads);
+        for (int64_t n : {0, 1, 2, 3, 7, 8, 9, 63, 64, 65, 100, 1000, 4097}) {
+            for (int64_t min_grain : {0, 1, 2, 4, 16, 1000, 5000})
+                expect_guided_cover(pool, n, min_grain);
+        }
+        for (int trial = 0; trial < 10; ++trial)
+            expect_guided_cover(pool, random.uniform_int(0, 20000), random.uniform_int(1, 64));
+        // Guided and fixed jobs mix on one pool.
+        expect_exact_cover(pool, 1000, 7);
+        expect_guided_cover(pool, 1000, 7);
+    }
+}
+
 TEST(ThreadPool, ExceptionReachesCallerAndPoolStaysUsable) {
     testing::Random random;
     SCOPED_TRACE(random.trace());
@@ -132,6 +189,14 @@ TEST(ThreadPool, ExceptionReachesCallerAndPoolStaysUsable) {
             // The next jobs run normally.
             expect_exact_cover(pool, n, grain);
         }
+        // The same from a guided job.
+        EXPECT_THROW(pool.parallel_for_guided(5000, 3,
+                                              [](int64_t begin, int64_t end, int) {
+                                                  if (begin <= 4321 && 4321 < end)
+                                                      throw std::out_of_range("4321");
+                                              }),
+                     std::out_of_range);
+        expect_guided_cover(pool, 5000, 3);
         // Several chunks throwing at once: one of them comes back, the rest are dropped.
         EXPECT_THROW(pool.parallel_for(1000, 1,
                                        [](int64_t begin, int64_t, int) {
