@@ -9,4 +9,9 @@ TileFn attention_tile_avx2() {
     return f.avx2 && f.fma ? tile_simd : nullptr;
 }
 
+LoadTileFn attention_load_f16_avx2() {
+    const CpuFeatures& f = cpu_features();
+    return f.avx2 && f.f16c ? load_tile_f16 : nullptr;
+}
+
 }  // namespace edgeq::cpu

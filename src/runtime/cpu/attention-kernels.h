@@ -1,6 +1,7 @@
 // The tile kernels behind edgeq/runtime/cpu/attention.h. attention.cpp converts a tile of cache
-// positions to floats and holds the reference kernel; attention-avx2.cpp and
-// attention-avx512.cpp (one source, attention-x86.h) the vector ones.
+// positions to floats (a row at a time, or with the x86 F16 loader) and holds the reference
+// kernel; attention-avx2.cpp and attention-avx512.cpp (one source, attention-x86.h) the vector
+// ones.
 #pragma once
 
 #include <cstdint>
@@ -28,8 +29,23 @@ struct TileJob {
 // Folds the tile into each row's running state (max, sum, acc).
 using TileFn = void (*)(const TileJob& job);
 
+// Writes the tile's keys (kt: dk x k_attention_tile, transposed, columns n_cols.. zero) and
+// values (vt: n_cols rows of dv floats, dv_pad apart) from positions [t0, t0 + n_cols) of one
+// head's cache rows (k_rows, v_rows: that head's first row; pos_stride bytes between positions).
+struct TileLoad {
+    const uint8_t* k_rows;
+    const uint8_t* v_rows;
+    size_t k_pos_stride, v_pos_stride;
+    int32_t t0, n_cols, dk, dv, dv_pad;
+    float* kt;
+    float* vt;
+};
+using LoadTileFn = void (*)(const TileLoad& load);
+
 // Null when this CPU lacks the ISA.
 TileFn attention_tile_avx2();
 TileFn attention_tile_avx512();
+// F16 caches: eight positions converted and transposed at once. Null without AVX2 + F16C.
+LoadTileFn attention_load_f16_avx2();
 
 }  // namespace edgeq::cpu

@@ -56,6 +56,18 @@ void tile_scalar(const TileJob& job) {
     }
 }
 
+// The tile's keys and values from any cache type, a row at a time.
+void load_tile_rows(const TileLoad& t, ToFloatFn k_to_float, ToFloatFn v_to_float, float* row) {
+    for (int32_t j = 0; j < t.n_cols; ++j) {
+        k_to_float(t.k_rows + as_size(t.t0 + j) * t.k_pos_stride, row, t.dk);
+        for (int32_t d = 0; d < t.dk; ++d) t.kt[as_size(d) * k_tile_size + as_size(j)] = row[d];
+        v_to_float(t.v_rows + as_size(t.t0 + j) * t.v_pos_stride,
+                   t.vt + as_size(j) * as_size(t.dv_pad), t.dv);
+    }
+    for (int32_t j = t.n_cols; j < k_attention_tile; ++j)
+        for (int32_t d = 0; d < t.dk; ++d) t.kt[as_size(d) * k_tile_size + as_size(j)] = 0.0f;
+}
+
 TileFn tile_for(Isa isa) {
     TileFn f = nullptr;
     if (isa == Isa::avx512) f = attention_tile_avx512();
@@ -71,7 +83,7 @@ void run(const QueryBlock& b, const KvRows& k, const KvRows& v, int32_t kv_head,
     if (n_rows > s.max_rows || k.head_dim != s.dk || v.head_dim != s.dv)
         fail("attend: a block of {} rows of {}/{} values does not fit scratch made for {} of {}/{}",
              n_rows, k.head_dim, v.head_dim, s.max_rows, s.dk, s.dv);
-    const size_t dk = as_size(s.dk), dv = as_size(s.dv), dv_pad = as_size(s.dv_pad);
+    const size_t dk = as_size(s.dk), dv_pad = as_size(s.dv_pad);
     for (int32_t t = 0; t < b.n_tok; ++t)
         for (int32_t g = 0; g < b.n_group; ++g)
             s.q_rows[as_size(t * b.n_group + g)] = b.q + as_size(t) * b.q_stride + as_size(g) * dk;
@@ -91,8 +103,21 @@ void run(const QueryBlock& b, const KvRows& k, const KvRows& v, int32_t kv_head,
     const TileFn tile = tile_for(isa);
     const ToFloatFn k_to_float = dtype(k.type).to_float;
     const ToFloatFn v_to_float = dtype(v.type).to_float;
-    const uint8_t* k_base = k.data + as_size(kv_head) * k.head_stride;
-    const uint8_t* v_base = v.data + as_size(kv_head) * v.head_stride;
+    const LoadTileFn load_f16 =
+        isa != Isa::scalar && k.type == GgmlType::F16 && v.type == GgmlType::F16
+            ? attention_load_f16_avx2()
+            : nullptr;
+    TileLoad load{k.data + as_size(kv_head) * k.head_stride,
+                  v.data + as_size(kv_head) * v.head_stride,
+                  k.pos_stride,
+                  v.pos_stride,
+                  0,
+                  0,
+                  s.dk,
+                  s.dv,
+                  s.dv_pad,
+                  s.k_tile.data(),
+                  s.v_tile.data()};
     TileJob job{s.q_rows.data(),
                 n_rows,
                 s.dk,
@@ -119,18 +144,16 @@ void run(const QueryBlock& b, const KvRows& k, const KvRows& v, int32_t kv_head,
             std::fill_n(s.hi.begin() + t * b.n_group, b.n_group, hi);
         }
         // Keys transposed (a column per position), values as rows.
-        for (int32_t j = 0; j < n_cols; ++j) {
-            k_to_float(k_base + as_size(t0 + j) * k.pos_stride, s.row.data(), s.dk);
-            for (size_t d = 0; d < dk; ++d) s.k_tile[d * k_tile_size + as_size(j)] = s.row[d];
-            v_to_float(v_base + as_size(t0 + j) * v.pos_stride,
-                       s.v_tile.data() + as_size(j) * dv_pad, s.dv);
+        load.t0 = t0;
+        load.n_cols = n_cols;
+        if (load_f16 != nullptr) {
+            load_f16(load);
+        } else {
+            load_tile_rows(load, k_to_float, v_to_float, s.row.data());
         }
-        for (int32_t j = n_cols; j < k_attention_tile; ++j)
-            for (size_t d = 0; d < dk; ++d) s.k_tile[d * k_tile_size + as_size(j)] = 0.0f;
         job.n_cols = n_cols;
         tile(job);
     }
-    (void)dv;
 }
 
 }  // namespace
