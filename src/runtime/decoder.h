@@ -50,7 +50,7 @@ struct Decoder {
     void project(const Matrix& w, const float* x, int32_t n, float* y);
     void project_shared(std::initializer_list<std::pair<const Matrix*, float*>> outs,
                         const float* in, int32_t n);
-    void release_embedding_rows(const int32_t* ids, int32_t n, size_t embd_row) const;
+    void release_embedding_row(int32_t id, size_t embd_row) const;
     cpu::KvRows k_rows(int32_t il, int32_t seq) const;
     cpu::KvRows v_rows(int32_t il, int32_t seq) const;
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "edgeq/formats/gguf-writer.h"
+#include "edgeq/quant/dtype.h"
 #include "test-random.h"
 
 namespace edgeq::testing {
@@ -27,6 +28,7 @@ struct Synth {
     bool fused = false;  // Phi-3's attn_qkv and gate-and-up ffn_up
     int n_ctx_train = 256;
     std::vector<float> rope_short, rope_long;  // rope_factors_short/long.weight, if not empty
+    GgmlType embd_type = GgmlType::F32;        // token_embd's type (the rest are F32)
 };
 
 inline std::string temp_model_path(const std::string& name) {
@@ -67,6 +69,7 @@ inline std::string write_model(const Synth& m, Random& random, const std::string
         std::vector<int64_t> shape;
         float center, sigma;
         std::vector<float> values;  // fixed values instead of random ones
+        GgmlType type = GgmlType::F32;
         Tensor(std::string n, std::vector<int64_t> s, float c, float sd, std::vector<float> v = {})
             : name(std::move(n)), shape(std::move(s)), center(c), sigma(sd), values(std::move(v)) {}
     };
@@ -78,6 +81,7 @@ inline std::string write_model(const Synth& m, Random& random, const std::string
         tensors.push_back({"rope_factors_long.weight", {n_half}, 0, 0, m.rope_long});
     const int64_t q = int64_t{m.n_head} * m.head_dim, kv = int64_t{m.n_head_kv} * m.head_dim;
     tensors.push_back({"token_embd.weight", {m.n_embd, m.n_vocab}, 0, 1});
+    tensors.back().type = m.embd_type;
     tensors.push_back({"output_norm.weight", {m.n_embd}, 1, 0.1f});
     if (!m.tied) tensors.push_back({"output.weight", {m.n_embd, m.n_vocab}, 0, 0.3f});
     for (int il = 0; il < m.n_layer; ++il) {
@@ -111,7 +115,7 @@ inline std::string write_model(const Synth& m, Random& random, const std::string
     std::erase_if(tensors, [&](const Tensor& t) {
         return std::find(m.skip.begin(), m.skip.end(), t.name) != m.skip.end();
     });
-    for (const Tensor& t : tensors) w.add_tensor(t.name, GgmlType::F32, t.shape);
+    for (const Tensor& t : tensors) w.add_tensor(t.name, t.type, t.shape);
     w.write_header();
     for (const Tensor& t : tensors) {
         int64_t n = 1;
@@ -119,7 +123,13 @@ inline std::string write_model(const Synth& m, Random& random, const std::string
         std::vector<float> v = random.normal(static_cast<size_t>(n), t.sigma);
         for (float& x : v) x += t.center;
         if (!t.values.empty()) v = t.values;
-        w.write({reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(float)});
+        if (t.type == GgmlType::F32) {
+            w.write({reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(float)});
+        } else {
+            std::vector<uint8_t> q(row_size(t.type, n));
+            dtype(t.type).from_float_ref(v.data(), q.data(), n);
+            w.write(q);
+        }
     }
     w.finish();
     return path;
