@@ -257,7 +257,8 @@ bool packs(GgmlType type, Isa isa) {
 size_t packed_bytes(GgmlType type, int64_t n_out, int64_t k, Isa isa) {
     if (!packs(type, isa) || n_out <= 0 || k <= 0) return 0;
     const PackedKernel* kernel = pick_type(isa, &KernelTable::packed, type);
-    const size_t bytes = kernel->group_bytes(k) * static_cast<size_t>((n_out + 7) / k_pack_rows);
+    const size_t bytes =
+        kernel->group_bytes(k) * static_cast<size_t>((n_out + k_pack_rows - 1) / k_pack_rows);
     return (bytes + PackedArena::k_align - 1) / PackedArena::k_align * PackedArena::k_align;
 }
 

@@ -65,53 +65,6 @@ TEST(ThreadPool, SizeCountsTheCaller) {
     EXPECT_GE(ThreadPool::hardware_threads(), 1);
 }
 
-TEST(ThreadPool, CoversEveryIndexExactlyOnce) {
-    testing::Random random;
-    SCOPED_TRACE(random.trace());
-    for (int threads = 1; threads <= 8; ++threads) {
-        ThreadPool pool(threads);
-        for (int64_t n : {0, 1, 2, 3, 7, 8, 9, 63, 64, 65, 100, 1000, 4097}) {
-            for (int64_t grain : {0, 1, 2, 3, 7, 16, 64, 1000, 5000}) {
-                expect_exact_cover(pool, n, grain);
-            }
-        }
-        for (int trial = 0; trial < 10; ++trial) {
-            expect_exact_cover(pool, random.uniform_int(0, 20000), random.uniform_int(1, 300));
-        }
-    }
-}
-
-TEST(ThreadPool, NegativeCountDoesNothing) {
-    ThreadPool pool(3);
-    std::atomic<int> calls{0};
-    pool.parallel_for(-5, 1, [&](int64_t, int64_t, int) { calls.fetch_add(1); });
-    EXPECT_EQ(calls.load(), 0);
-}
-
-TEST(ThreadPool, UsesSeveralThreadsWhenWorkIsLong) {
-    // Not a guarantee of the interface, but a pool that never runs a worker is broken: with
-    // chunks that each wait until a second thread has started one, the job can only finish
-    // if two threads take part.
-    ThreadPool pool(4);
-    std::atomic<int> started{0};
-    std::vector<std::atomic<int>> by_thread(4);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    pool.parallel_for(64, 1, [&](int64_t, int64_t, int thread) {
-        by_thread[static_cast<size_t>(thread)].fetch_add(1);
-        started.fetch_add(1);
-        while (std::chrono::steady_clock::now() < deadline) {
-            int busy_threads = 0;
-            for (auto& b : by_thread) busy_threads += b.load() > 0 ? 1 : 0;
-            if (busy_threads >= 2) break;
-            std::this_thread::yield();
-        }
-    });
-    int busy_threads = 0;
-    for (auto& b : by_thread) busy_threads += b.load() > 0 ? 1 : 0;
-    EXPECT_GE(busy_threads, 2);
-    EXPECT_EQ(started.load(), 64);
-}
-
 // One guided job: each index once; each chunk, in the order of its first index, as long as
 // the pool's rule allows (the larger of min_grain and what is left / (2 * threads), cut at n).
 void expect_guided_cover(ThreadPool& pool, int64_t n, int64_t min_grain) {
@@ -150,21 +103,54 @@ void expect_guided_cover(ThreadPool& pool, int64_t n, int64_t min_grain) {
     }
 }
 
-TEST(ThreadPool, GuidedCoversEveryIndexInShrinkingChunks) {
+// Fixed and guided jobs, mixed on one pool.
+TEST(ThreadPool, CoversEveryIndexExactlyOnce) {
     testing::Random random;
     SCOPED_TRACE(random.trace());
     for (int threads = 1; threads <= 8; ++threads) {
         ThreadPool pool(threads);
         for (int64_t n : {0, 1, 2, 3, 7, 8, 9, 63, 64, 65, 100, 1000, 4097}) {
-            for (int64_t min_grain : {0, 1, 2, 4, 16, 1000, 5000})
-                expect_guided_cover(pool, n, min_grain);
+            for (int64_t grain : {0, 1, 2, 3, 4, 7, 16, 64, 1000, 5000}) {
+                expect_exact_cover(pool, n, grain);
+                expect_guided_cover(pool, n, grain);
+            }
         }
-        for (int trial = 0; trial < 10; ++trial)
+        for (int trial = 0; trial < 10; ++trial) {
+            expect_exact_cover(pool, random.uniform_int(0, 20000), random.uniform_int(1, 300));
             expect_guided_cover(pool, random.uniform_int(0, 20000), random.uniform_int(1, 64));
-        // Guided and fixed jobs mix on one pool.
-        expect_exact_cover(pool, 1000, 7);
-        expect_guided_cover(pool, 1000, 7);
+        }
     }
+}
+
+TEST(ThreadPool, NegativeCountDoesNothing) {
+    ThreadPool pool(3);
+    std::atomic<int> calls{0};
+    pool.parallel_for(-5, 1, [&](int64_t, int64_t, int) { calls.fetch_add(1); });
+    EXPECT_EQ(calls.load(), 0);
+}
+
+TEST(ThreadPool, UsesSeveralThreadsWhenWorkIsLong) {
+    // Not a guarantee of the interface, but a pool that never runs a worker is broken: with
+    // chunks that each wait until a second thread has started one, the job can only finish
+    // if two threads take part.
+    ThreadPool pool(4);
+    std::atomic<int> started{0};
+    std::vector<std::atomic<int>> by_thread(4);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    pool.parallel_for(64, 1, [&](int64_t, int64_t, int thread) {
+        by_thread[static_cast<size_t>(thread)].fetch_add(1);
+        started.fetch_add(1);
+        while (std::chrono::steady_clock::now() < deadline) {
+            int busy_threads = 0;
+            for (auto& b : by_thread) busy_threads += b.load() > 0 ? 1 : 0;
+            if (busy_threads >= 2) break;
+            std::this_thread::yield();
+        }
+    });
+    int busy_threads = 0;
+    for (auto& b : by_thread) busy_threads += b.load() > 0 ? 1 : 0;
+    EXPECT_GE(busy_threads, 2);
+    EXPECT_EQ(started.load(), 64);
 }
 
 TEST(ThreadPool, ExceptionReachesCallerAndPoolStaysUsable) {

@@ -56,37 +56,32 @@ TEST(AttentionTile, F16LoaderMatchesRowConversion) {
                 std::vector<float> vt(static_cast<size_t>(k_tile) * dv_pad, 7.0f);
                 load({k_rows, v_rows, pos_stride, pos_stride, t0, n_cols, dk, dv, dv_pad, kt.data(),
                       vt.data()});
+                // Tile entry (j, d) of `what` against cache row t0 + j converted; `past` where
+                // j or d lies past the positions or the row.
                 std::vector<float> row(static_cast<size_t>(std::max(dk, dv)));
                 int wrong = 0;
-                for (int j = 0; j < k_tile; ++j) {
-                    if (j < n_cols) {
-                        dtype(GgmlType::F16)
-                            .to_float(k_rows + static_cast<size_t>(t0 + j) * pos_stride, row.data(),
-                                      dk);
+                const auto compare = [&](const char* what, const uint8_t* rows, int width, int n_d,
+                                         float past, auto got_at) {
+                    for (int j = 0; j < k_tile; ++j) {
+                        if (j < n_cols) {
+                            dtype(GgmlType::F16)
+                                .to_float(rows + static_cast<size_t>(t0 + j) * pos_stride,
+                                          row.data(), width);
+                        }
+                        for (int d = 0; d < n_d; ++d) {
+                            const float want =
+                                j < n_cols && d < width ? row[static_cast<size_t>(d)] : past;
+                            const float got = got_at(j, d);
+                            if (std::memcmp(&want, &got, sizeof(float)) != 0 && wrong++ < 5)
+                                ADD_FAILURE() << what << " position " << j << " dim " << d << ": "
+                                              << got << ", expected " << want;
+                        }
                     }
-                    for (int d = 0; d < dk; ++d) {
-                        const float want = j < n_cols ? row[static_cast<size_t>(d)] : 0.0f;
-                        const float got = kt[static_cast<size_t>(d * k_tile + j)];
-                        if (std::memcmp(&want, &got, sizeof(float)) != 0 && wrong++ < 5)
-                            ADD_FAILURE() << "key dim " << d << " column " << j << ": " << got
-                                          << ", expected " << want;
-                    }
-                }
-                for (int j = 0; j < k_tile; ++j) {
-                    if (j < n_cols) {
-                        dtype(GgmlType::F16)
-                            .to_float(v_rows + static_cast<size_t>(t0 + j) * pos_stride, row.data(),
-                                      dv);
-                    }
-                    for (int d = 0; d < dv_pad; ++d) {
-                        const float want =
-                            j < n_cols && d < dv ? row[static_cast<size_t>(d)] : 7.0f;
-                        const float got = vt[static_cast<size_t>(j * dv_pad + d)];
-                        if (std::memcmp(&want, &got, sizeof(float)) != 0 && wrong++ < 5)
-                            ADD_FAILURE() << "value row " << j << " dim " << d << ": " << got
-                                          << ", expected " << want;
-                    }
-                }
+                };
+                compare("key", k_rows, dk, dk, 0.0f,
+                        [&](int j, int d) { return kt[static_cast<size_t>(d * k_tile + j)]; });
+                compare("value", v_rows, dv, dv_pad, 7.0f,
+                        [&](int j, int d) { return vt[static_cast<size_t>(j * dv_pad + d)]; });
                 EXPECT_EQ(wrong, 0);
             }
         }
